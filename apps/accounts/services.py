@@ -1,0 +1,73 @@
+"""Registration, tokens and profile changes."""
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from apps.accounts.models import User, normalize_email
+from apps.common import audit
+from apps.common.errors import ApplicationError, ValidationFailed
+from apps.workspaces.services import create_workspace
+
+EMAIL_TAKEN = "An account with this email already exists."
+
+
+class InvalidRefreshToken(ApplicationError):
+    status_code = 401
+    code = "AUTHENTICATION_FAILED"
+    message = "The refresh token is invalid, expired or already used."
+
+
+def default_workspace_name(user: User) -> str:
+    owner = user.name.strip() or user.email.split("@")[0]
+    return f"{owner}'s workspace"[:120]
+
+
+@transaction.atomic
+def register(*, email: str, password: str, name: str = ""):
+    """Create the user, their default workspace and the owner membership, all or nothing."""
+    email = normalize_email(email)
+    candidate = User(email=email, name=name)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(details={"password": list(exc.messages)}) from None
+    if User.objects.filter(email=email).exists():
+        raise ValidationFailed.on("email", EMAIL_TAKEN)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, name=name)
+    except IntegrityError:  # a concurrent registration won the race
+        raise ValidationFailed.on("email", EMAIL_TAKEN) from None
+    workspace = create_workspace(owner=user, name=default_workspace_name(user))
+    audit.record("user.registered", actor=user, workspace=workspace, target=user)
+    return user, workspace
+
+
+def issue_tokens(user: User) -> dict[str, str]:
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+@transaction.atomic
+def logout(*, refresh_token: str) -> None:
+    """Blacklist the refresh token: it can no longer be used or rotated."""
+    try:
+        token = RefreshToken(refresh_token)
+        token.blacklist()
+    except TokenError:
+        raise InvalidRefreshToken() from None
+    audit.record("user.logged_out", target_type="accounts.user", target_id=str(token["user_id"]))
+
+
+@transaction.atomic
+def update_profile(*, user: User, **changes) -> User:
+    fields = [field for field in ("name",) if field in changes]
+    for field in fields:
+        setattr(user, field, changes[field])
+    if fields:
+        user.save(update_fields=[*fields, "updated_at"])
+        audit.record("user.updated", actor=user, target=user, metadata={"fields": fields})
+    return user

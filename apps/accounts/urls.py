@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.accounts import api
+
+urlpatterns = [
+    path("auth/register", api.RegisterView.as_view(), name="auth-register"),
+    path("auth/token", api.TokenView.as_view(), name="auth-token"),
+    path("auth/token/refresh", api.TokenRefreshView.as_view(), name="auth-token-refresh"),
+    path("auth/logout", api.LogoutView.as_view(), name="auth-logout"),
+    path("me", api.MeView.as_view(), name="me"),
+]

@@ -1,0 +1,48 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers
+
+from apps.common.filters import AuditLogFilter
+from apps.common.models import AuditLog
+from apps.common.tenancy import WorkspaceScopedViewSet
+from apps.workspaces.models import Role
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    actor_email = serializers.EmailField(source="actor.email", read_only=True, default=None)
+
+    class Meta:
+        model = AuditLog
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_email",
+            "action",
+            "target_type",
+            "target_id",
+            "metadata",
+            "request_id",
+            "ip",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, description="ISO 8601; entries at or after"),
+            OpenApiParameter("to", str, description="ISO 8601; entries before"),
+        ]
+    )
+)
+class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+    """The workspace's audit trail, newest first. Admins only."""
+
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    queryset = AuditLog.objects.all()
+    serializer_class = AuditLogSerializer
+    filterset_class = AuditLogFilter
+
+    def refine_queryset(self, queryset):
+        return queryset.select_related("actor").order_by("-created_at")

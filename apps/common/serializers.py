@@ -1,0 +1,33 @@
+from rest_framework import serializers
+
+from apps.common.timezones import is_known_timezone
+
+
+class TimeZoneField(serializers.CharField):
+    """An IANA time-zone name such as `Europe/Paris`; anything else is a 400."""
+
+    default_error_messages = {"unknown": "Unknown time zone '{value}'; use an IANA name."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not is_known_timezone(value):
+            self.fail("unknown", value=value)
+        return value
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, UPPER_SNAKE error code.")
+    message = serializers.CharField()
+    details = serializers.DictField(
+        help_text="For VALIDATION_ERROR: field -> [messages]. Otherwise code-specific."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The shape of every error response."""
+
+    error = ErrorDetailSerializer()

@@ -1,0 +1,101 @@
+"""The one base for every workspace-scoped endpoint. Tenancy cannot be forgotten:
+
+* the workspace is resolved after DRF authentication (a Django middleware would still see
+  an anonymous user for JWT requests), from `X-Workspace-ID` or `?workspace_id=`, or from
+  the URL for the `/workspaces/{workspace_id}/...` routes;
+* the caller must be an active member with at least the view's role;
+* `get_queryset()` always ends with `.filter(workspace=...)`, so another workspace's
+  object is a 404;
+* subclasses cannot override the methods that do this (`__init_subclass__` refuses).
+"""
+
+from rest_framework import generics, viewsets
+from rest_framework.permissions import SAFE_METHODS
+
+from apps.common.errors import NotFound, PermissionDenied, WorkspaceAccessDenied, WorkspaceRequired
+from apps.workspaces.models import Role, role_at_least
+from apps.workspaces.selectors import active_membership
+
+WORKSPACE_HEADER = "X-Workspace-ID"
+WORKSPACE_QUERY_PARAM = "workspace_id"
+SEALED = ("check_permissions", "get_queryset", "initial")
+
+
+class WorkspaceScopedMixin:
+    # Where the workspace id comes from: "header" (X-Workspace-ID / ?workspace_id=) or
+    # "path" (the `workspace_id` URL kwarg; a non-member gets 404, as for any foreign object).
+    workspace_source = "header"
+    # Minimum role for safe (read) methods and for everything else.
+    read_role = Role.MEMBER
+    write_role = Role.MEMBER
+    # The field that ties a row of `queryset` to its workspace.
+    workspace_field = "workspace"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in SEALED:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}(), which enforces tenancy; "
+                    "use refine_queryset() or required_role() instead."
+                )
+
+    # --- hooks for subclasses ---------------------------------------------------------------
+    def refine_queryset(self, queryset):
+        """Add select_related/annotations/filters; the workspace filter is applied after."""
+        return queryset
+
+    def required_role(self) -> str:
+        return self.read_role if self.request.method in SAFE_METHODS else self.write_role
+
+    # --- sealed -----------------------------------------------------------------------------
+    def initial(self, request, *args, **kwargs):
+        request.workspace = None
+        request.membership = None
+        super().initial(request, *args, **kwargs)
+
+    def check_permissions(self, request):
+        super().check_permissions(request)  # authentication and the view's own permissions
+        membership = active_membership(request.user, self._requested_workspace_id(request))
+        if membership is None:
+            if self.workspace_source == "path":
+                raise NotFound()
+            raise WorkspaceAccessDenied()
+        request.membership = membership
+        request.workspace = membership.workspace
+        request._request.workspace = membership.workspace  # for the access-log line
+        if not role_at_least(membership.role, self.required_role()):
+            raise PermissionDenied(
+                f"This action needs the '{self.required_role()}' role in this workspace."
+            )
+
+    def get_queryset(self):
+        queryset = self.refine_queryset(super().get_queryset())
+        return queryset.filter(**{self.workspace_field: self.request.workspace})
+
+    # --- helpers ----------------------------------------------------------------------------
+    @property
+    def workspace(self):
+        return self.request.workspace
+
+    @property
+    def membership(self):
+        return self.request.membership
+
+    def _requested_workspace_id(self, request):
+        if self.workspace_source == "path":
+            return self.kwargs.get("workspace_id")
+        workspace_id = request.headers.get(WORKSPACE_HEADER) or request.query_params.get(
+            WORKSPACE_QUERY_PARAM
+        )
+        if not workspace_id:
+            raise WorkspaceRequired()
+        return workspace_id
+
+
+class WorkspaceScopedAPIView(WorkspaceScopedMixin, generics.GenericAPIView):
+    """For workspace-scoped endpoints that are not a model collection."""
+
+
+class WorkspaceScopedViewSet(WorkspaceScopedMixin, viewsets.GenericViewSet):
+    """For workspace-scoped collections; add the DRF mixins a resource needs."""

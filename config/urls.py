@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from apps.common import api as common_api
+from apps.common import ops
+from apps.common.views import api_not_found
+
+router = SimpleRouter(trailing_slash="")
+router.register("audit-logs", common_api.AuditLogViewSet, basename="audit-log")
+
+api_v1 = [
+    *router.urls,
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.workspaces.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+    # Anything else under /api/ is a JSON 404 in the error contract, DEBUG or not.
+    re_path(r"^api/", api_not_found),
+]
+
+handler400 = "apps.common.views.bad_request"
+handler403 = "apps.common.views.permission_denied"
+handler404 = "apps.common.views.not_found"
+handler500 = "apps.common.views.server_error"
