@@ -56,6 +56,10 @@ INSTALLED_APPS = [
     "apps.common",
     "apps.accounts",
     "apps.workspaces",
+    "apps.integrations.firebase",
+    "apps.ai",
+    "apps.campaigns",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +251,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024
 # --- Product settings -----------------------------------------------------------------------
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 HEALTH_CHECK_TIMEOUT_SECONDS = float(env("HEALTH_CHECK_TIMEOUT_SECONDS", "2"))
+
+# --- Firebase Cloud Messaging (HTTP v1) -----------------------------------------------------
+FCM_BASE_URL = env("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/")
+FCM_TIMEOUT_SECONDS = float(env("FCM_TIMEOUT_SECONDS", "10"))
+# Fernet keys (urlsafe base64, 32 bytes), comma-separated: the first encrypts, all decrypt.
+# Empty in the embedded mode: a local key is derived from SECRET_KEY (and the log says so).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+if not FIELD_ENCRYPTION_KEYS and ENVIRONMENT != "local":
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is required outside the local environment.")
+
+# --- AI content generation ------------------------------------------------------------------
+# "openai" talks to any OpenAI-compatible endpoint; "offline" is the deterministic embedded
+# provider. Default: openai when a key is configured, offline otherwise.
+AI_API_KEY = env("AI_API_KEY", "")
+AI_PROVIDER = env("AI_PROVIDER", "openai" if AI_API_KEY else "offline")
+AI_BASE_URL = env("AI_BASE_URL", "https://api.openai.com/v1")
+AI_MODEL = env("AI_MODEL", "gpt-4o-mini")
+AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT", "20"))
+AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 
 # --- Logging: JSON lines through structlog --------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")

@@ -14,6 +14,10 @@ api_v1 = [
     *router.urls,
     path("", include("apps.accounts.urls")),
     path("", include("apps.workspaces.urls")),
+    path("", include("apps.integrations.firebase.urls")),
+    path("", include("apps.ai.urls")),
+    path("", include("apps.campaigns.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 urlpatterns = [

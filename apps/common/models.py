@@ -28,7 +28,7 @@ class SoftDeleteModel(BaseModel):
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = AliveManager()
-    all_objects = models.Manager()
+    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         abstract = True

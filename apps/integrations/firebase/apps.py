@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FirebaseConfig(AppConfig):
+    name = "apps.integrations.firebase"
+    label = "firebase"
