@@ -234,6 +234,8 @@ STORAGES = {
 }
 # Serve straight from the apps' static folders in the embedded mode: no collectstatic needed.
 WHITENOISE_USE_FINDERS = DEBUG
+if DEBUG:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 
 # --- Security (production values make `check --deploy` clean) -------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
