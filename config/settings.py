@@ -194,7 +194,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    # Several models have a `status` field; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "MemberStatusEnum": "apps.workspaces.models.MemberStatus",
+        "InvitationStatusEnum": "apps.workspaces.models.InvitationStatus",
+        "RoleEnum": "apps.workspaces.models.Role",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
