@@ -14,6 +14,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = get_logger("pushpilot.request")
+NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def route_template(request) -> str | None:
+    """The matched route as a template (`api/v1/templates/<pk>`), never the raw path: ids in
+    log and metric labels would make every request unique."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    return NAMED_GROUP.sub(r"<\1>", match.route).lstrip("^").rstrip("$")
 
 
 def client_ip(request) -> str | None:
@@ -49,12 +59,11 @@ class RequestIdMiddleware:
     def log(request, status: int, started: float) -> None:
         user = getattr(request, "user", None)  # DRF writes the JWT user back onto the request
         workspace = getattr(request, "workspace", None)
-        match = getattr(request, "resolver_match", None)
         fields = {
             "user_id": str(user.pk) if user is not None and user.is_authenticated else None,
             "workspace_id": str(workspace.pk) if workspace is not None else None,
             "method": request.method,
-            "route": match.route if match else None,
+            "route": route_template(request),
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         }

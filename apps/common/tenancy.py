@@ -71,7 +71,7 @@ class WorkspaceScopedMixin:
 
     def get_queryset(self):
         queryset = self.refine_queryset(super().get_queryset())
-        return queryset.filter(**{self.workspace_field: self.request.workspace})
+        return queryset.filter(**{self.workspace_field: self.request.workspace.pk})
 
     # --- helpers ----------------------------------------------------------------------------
     @property
