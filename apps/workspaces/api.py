@@ -83,11 +83,12 @@ class MemberViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
 
     @extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer)
     def partial_update(self, request, workspace_id, member_id):
+        member = self.get_object()  # a foreign id is a 404 before the body is looked at
         serializer = MemberUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         member = services.change_member_role(
             actor_membership=self.membership,
-            member=self.get_object(),
+            member=member,
             role=serializer.validated_data["role"],
         )
         return Response(MemberSerializer(member).data)

@@ -101,7 +101,11 @@ def test_500_hides_the_exception_logs_it_and_rolls_back(client_for, caplog):
     assert error["message"] == "Internal server error."
     # The audit row written before the crash did not survive: the request was rolled back.
     assert not AuditLog.objects.filter(action="test.before_crash").exists()
-    assert any(r.msg.get("event") == "unhandled_exception" for r in caplog.records if isinstance(r.msg, dict))
+    assert any(
+        r.msg.get("event") == "unhandled_exception"
+        for r in caplog.records
+        if isinstance(r.msg, dict)
+    )
 
 
 def test_every_response_carries_a_request_id(api):

@@ -33,7 +33,17 @@ def test_one_json_line_per_request_with_context_and_no_secrets(client_for, caplo
     requests = [line for line in lines if line["event"] == "request"]
     assert [line["request_id"] for line in requests] == ["req-42", "req-43"]
     second = requests[1]
-    for key in ("timestamp", "level", "request_id", "user_id", "workspace_id", "method", "route", "status", "duration_ms"):
+    for key in (
+        "timestamp",
+        "level",
+        "request_id",
+        "user_id",
+        "workspace_id",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+    ):
         assert key in second
     assert second["workspace_id"] == workspace_id
     assert second["user_id"] == response.json()["user"]["id"]
@@ -48,9 +58,7 @@ def test_one_json_line_per_request_with_context_and_no_secrets(client_for, caplo
 
 def test_sensitive_keys_are_redacted_at_any_depth(caplog):
     caplog.set_level(logging.INFO)
-    logging.getLogger("anything").info(
-        "x", extra={}
-    )  # stdlib records pass through the same chain
+    logging.getLogger("anything").info("x", extra={})  # stdlib records pass through the same chain
     from apps.common.logging import get_logger
 
     get_logger("t").info(
@@ -60,4 +68,8 @@ def test_sensitive_keys_are_redacted_at_any_depth(caplog):
     )
     line = rendered_lines(caplog)[-1]
     assert line["password"] == "[redacted]"
-    assert line["nested"] == {"Authorization": "[redacted]", "ok": 1, "service_account": "[redacted]"}
+    assert line["nested"] == {
+        "Authorization": "[redacted]",
+        "ok": 1,
+        "service_account": "[redacted]",
+    }

@@ -153,7 +153,9 @@ def test_a_member_of_b_cannot_reach_anything_of_a(two_workspaces):
                 assert response.json()["error"]["code"] == "NOT_FOUND"
                 if f"<uuid:{lookup}>" in route.template:
                     # B's own workspace in the URL, A's object id: still not found.
-                    own = fill_template(route.template, {**ids, "workspace_id": str(workspace_b.pk)})
+                    own = fill_template(
+                        route.template, {**ids, "workspace_id": str(workspace_b.pk)}
+                    )
                     response = send(own, {}, format="json")
                     assert response.status_code == 404, (method, own, response.content)
             else:
