@@ -3,7 +3,7 @@
 import uuid
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 
 from apps.common.logging import get_logger
@@ -11,6 +11,7 @@ from apps.common.logging import get_logger
 logger = get_logger("pushpilot.ops")
 
 
+@transaction.non_atomic_requests  # liveness must not need the database
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
@@ -34,12 +35,18 @@ def _check_broker() -> None:
     from config.celery import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=settings.HEALTH_CHECK_TIMEOUT_SECONDS)
+        conn.ensure_connection(
+            max_retries=1,
+            interval_start=0,
+            interval_step=0.2,
+            timeout=settings.HEALTH_CHECK_TIMEOUT_SECONDS,
+        )
 
 
 CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
 
 
+@transaction.non_atomic_requests
 def readyz(request):
     results, failing = {}, []
     for name, check in CHECKS.items():
