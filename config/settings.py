@@ -278,6 +278,19 @@ AI_MODEL = env("AI_MODEL", "gpt-4o-mini")
 AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT", "20"))
 AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 
+# --- Error tracking -------------------------------------------------------------------------
+SENTRY_DSN = env("SENTRY_DSN", "")
+RELEASE = env("RELEASE", "pushpilot@0.1.0")
+if SENTRY_DSN:
+    from apps.common.sentry import init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=ENVIRONMENT,
+        release=RELEASE,
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0")),
+    )
+
 # --- Logging: JSON lines through structlog --------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOG_FORMAT = env("LOG_FORMAT", "json")  # json | console

@@ -9,6 +9,7 @@
 * subclasses cannot override the methods that do this (`__init_subclass__` refuses).
 """
 
+import structlog
 from rest_framework import generics, viewsets
 from rest_framework.permissions import SAFE_METHODS
 
@@ -64,6 +65,10 @@ class WorkspaceScopedMixin:
         request.membership = membership
         request.workspace = membership.workspace
         request._request.workspace = membership.workspace  # for the access-log line
+        # Every log line of this request (and of the tasks it enqueues) names the workspace.
+        structlog.contextvars.bind_contextvars(
+            workspace_id=str(membership.workspace_id), user_id=str(request.user.pk)
+        )
         if not role_at_least(membership.role, self.required_role()):
             raise PermissionDenied(
                 f"This action needs the '{self.required_role()}' role in this workspace."
