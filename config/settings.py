@@ -158,6 +158,13 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
 }
 
+# Sign in with Google / Apple: the app's OAuth client ids (audiences), comma-separated.
+GOOGLE_CLIENT_IDS = env_list("GOOGLE_CLIENT_IDS", "")
+GOOGLE_CERTS_URL = env("GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs")
+APPLE_CLIENT_IDS = env_list("APPLE_CLIENT_IDS", "")
+APPLE_JWKS_URL = env("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys")
+APPLE_ISSUER = env("APPLE_ISSUER", "https://appleid.apple.com")
+
 # --- DRF ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,12 +6,15 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from apps.accounts import services
+from apps.accounts import oauth, services
 from apps.accounts.serializers import (
+    AppleSignInSerializer,
+    GoogleSignInSerializer,
     ProfileUpdateSerializer,
     RefreshSerializer,
     RegisterResponseSerializer,
     RegisterSerializer,
+    SignInResponseSerializer,
     TokenPairSerializer,
     UserSerializer,
 )
@@ -75,3 +78,33 @@ class MeView(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.update_profile(user=request.user, **serializer.validated_data)
         return Response(UserSerializer(user).data)
+
+
+class GoogleSignInView(AnonymousAuthView, APIView):
+    """Exchange a Google id_token for PushPilot tokens (creating the account if needed)."""
+
+    @extend_schema(request=GoogleSignInSerializer, responses=SignInResponseSerializer)
+    def post(self, request):
+        serializer = GoogleSignInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        identity = oauth.verify_google(serializer.validated_data["id_token"])
+        return _signed_in(*services.sign_in_with_identity(identity))
+
+
+class AppleSignInView(AnonymousAuthView, APIView):
+    """Exchange an Apple id_token for PushPilot tokens (creating the account if needed)."""
+
+    @extend_schema(request=AppleSignInSerializer, responses=SignInResponseSerializer)
+    def post(self, request):
+        serializer = AppleSignInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        identity = oauth.verify_apple(serializer.validated_data["id_token"])
+        user, created = services.sign_in_with_identity(
+            identity, name=serializer.validated_data["name"]
+        )
+        return _signed_in(user, created)
+
+
+def _signed_in(user, created: bool) -> Response:
+    body = {"user": UserSerializer(user).data, "created": created, **services.issue_tokens(user)}
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

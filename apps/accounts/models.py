@@ -49,3 +49,20 @@ class User(BaseModel, AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+class SocialIdentity(BaseModel):
+    """A Google or Apple account linked to a user, keyed by the provider's stable subject."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identities")
+    provider = models.CharField(max_length=16)
+    subject = models.CharField(max_length=255)
+    email = models.EmailField(max_length=254)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="identity_unique_subject")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.subject}"

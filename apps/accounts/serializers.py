@@ -33,3 +33,22 @@ class RefreshSerializer(serializers.Serializer):
 class RegisterResponseSerializer(TokenPairSerializer):
     user = UserSerializer()
     workspace = WorkspaceSerializer()
+
+
+class GoogleSignInSerializer(serializers.Serializer):
+    id_token = serializers.CharField(max_length=8192)
+
+
+class AppleSignInSerializer(GoogleSignInSerializer):
+    name = serializers.CharField(
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Apple sends the user's name to the app only on the first sign-in.",
+    )
+
+
+class SignInResponseSerializer(TokenPairSerializer):
+    user = UserSerializer()
+    created = serializers.BooleanField()

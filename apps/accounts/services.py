@@ -6,7 +6,8 @@ from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from apps.accounts.models import User, normalize_email
+from apps.accounts.models import SocialIdentity, User, normalize_email
+from apps.accounts.oauth import Identity, OAuthTokenInvalid
 from apps.common import audit
 from apps.common.errors import ApplicationError, ValidationFailed
 from apps.workspaces.services import create_workspace
@@ -25,6 +26,18 @@ def default_workspace_name(user: User) -> str:
     return f"{owner}'s workspace"[:120]
 
 
+def _create_account(*, email: str, password: str | None, name: str):
+    """A user with their default workspace and owner membership. `password=None` (social
+    sign-in) leaves an unusable password."""
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, name=name)
+    except IntegrityError:  # a concurrent registration won the race
+        raise ValidationFailed.on("email", EMAIL_TAKEN) from None
+    workspace = create_workspace(owner=user, name=default_workspace_name(user))
+    return user, workspace
+
+
 @transaction.atomic
 def register(*, email: str, password: str, name: str = ""):
     """Create the user, their default workspace and the owner membership, all or nothing."""
@@ -36,14 +49,53 @@ def register(*, email: str, password: str, name: str = ""):
         raise ValidationFailed(details={"password": list(exc.messages)}) from None
     if User.objects.filter(email=email).exists():
         raise ValidationFailed.on("email", EMAIL_TAKEN)
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password, name=name)
-    except IntegrityError:  # a concurrent registration won the race
-        raise ValidationFailed.on("email", EMAIL_TAKEN) from None
-    workspace = create_workspace(owner=user, name=default_workspace_name(user))
+    user, workspace = _create_account(email=email, password=password, name=name)
     audit.record("user.registered", actor=user, workspace=workspace, target=user)
     return user, workspace
+
+
+@transaction.atomic
+def sign_in_with_identity(identity: Identity, *, name: str = "") -> tuple[User, bool]:
+    """Find the user behind a verified provider identity: by the provider's subject, else by
+    the (verified) email — linking the identity — else create the account. Returns
+    (user, created)."""
+    linked = (
+        SocialIdentity.objects.select_related("user")
+        .filter(provider=identity.provider, subject=identity.subject)
+        .first()
+    )
+    if linked is not None:
+        user, created = linked.user, False
+    else:
+        email = normalize_email(identity.email)
+        user = User.objects.filter(email=email).first()
+        created = user is None
+        if created:
+            user, workspace = _create_account(
+                email=email, password=None, name=(name or identity.name)[:150]
+            )
+            audit.record(
+                "user.registered",
+                actor=user,
+                workspace=workspace,
+                target=user,
+                metadata={"provider": identity.provider},
+            )
+        SocialIdentity.objects.create(
+            user=user, provider=identity.provider, subject=identity.subject, email=email
+        )
+        audit.record(
+            "user.identity_linked",
+            actor=user,
+            target=user,
+            metadata={"provider": identity.provider},
+        )
+    if not user.is_active:
+        raise OAuthTokenInvalid("This account is disabled.")
+    audit.record(
+        "user.signed_in", actor=user, target=user, metadata={"provider": identity.provider}
+    )
+    return user, created
 
 
 def issue_tokens(user: User) -> dict[str, str]:

@@ -7,5 +7,7 @@ urlpatterns = [
     path("auth/token", api.TokenView.as_view(), name="auth-token"),
     path("auth/token/refresh", api.TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/logout", api.LogoutView.as_view(), name="auth-logout"),
+    path("auth/oauth/google", api.GoogleSignInView.as_view(), name="auth-oauth-google"),
+    path("auth/oauth/apple", api.AppleSignInView.as_view(), name="auth-oauth-apple"),
     path("me", api.MeView.as_view(), name="me"),
 ]

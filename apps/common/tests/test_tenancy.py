@@ -18,6 +18,8 @@ NOT_WORKSPACE_SCOPED = {
     "auth-token": "anonymous: credentials",
     "auth-token-refresh": "anonymous: credentials",
     "auth-logout": "anonymous: possession of the refresh token",
+    "auth-oauth-google": "anonymous: credentials",
+    "auth-oauth-apple": "anonymous: credentials",
     "me": "the caller's own profile",
     "workspace-list": "the caller's memberships; creating a new workspace",
     "invitation-accept": "the token names the workspace; the invitee is not a member yet",
