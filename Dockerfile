@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# --- build: install PushPilot and its dependencies into a virtualenv ---------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY apps ./apps
+RUN pip install .
+
+# --- runtime: the virtualenv, gunicorn's config and nothing else -------------------------------
+FROM python:3.11-slim AS runtime
+RUN useradd --system --uid 10001 --home-dir /app --create-home pushpilot
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY gunicorn.conf.py ./
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DJANGO_SETTINGS_MODULE=config.settings \
+    ENVIRONMENT=production \
+    PUSHPILOT_VAR_DIR=/app/var \
+    PORT=8000
+# Static files (Swagger UI included) are collected at build time and served by whitenoise.
+RUN ENVIRONMENT=local SECRET_KEY=collectstatic-only DEBUG=false django-admin collectstatic --noinput \
+    && chown -R pushpilot:pushpilot /app
+USER pushpilot
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=4)"
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]

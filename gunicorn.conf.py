@@ -1,0 +1,26 @@
+"""gunicorn settings for containers and production. Every value can be overridden by the
+environment (WEB_CONCURRENCY, PORT, GUNICORN_*), as gunicorn itself allows."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# Recycle workers now and then so a slow leak can never take a process down.
+max_requests = 2000
+max_requests_jitter = 200
+# Our own middleware writes one JSON line per request; gunicorn's access log would repeat it.
+accesslog = None
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    # Prometheus multiprocess mode: forget the metrics files of a worker that has gone.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
