@@ -120,3 +120,13 @@ def test_login_and_register_are_throttled_per_ip(client_for, monkeypatch):
         REMOTE_ADDR="10.9.8.7",
     )
     assert response.status_code == 200
+
+
+def test_authenticated_requests_are_throttled_per_user(api, client_for, make_user, monkeypatch):
+    from rest_framework.throttling import UserRateThrottle
+
+    monkeypatch.setitem(UserRateThrottle.THROTTLE_RATES, "user", "3/day")
+    statuses = [api.get("/api/v1/me").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    # Another user has their own budget.
+    assert client_for(make_user()).get("/api/v1/me").status_code == 200
