@@ -5,12 +5,14 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import normalize_email
 from apps.common import audit
 from apps.common.errors import Conflict, NotFound, PermissionDenied
+from apps.common.logging import get_logger
 from apps.workspaces.models import (
     Invitation,
     InvitationStatus,
@@ -19,6 +21,8 @@ from apps.workspaces.models import (
     Workspace,
     WorkspaceMember,
 )
+
+logger = get_logger("pushpilot.workspaces")
 
 
 class LastOwner(Conflict):
@@ -173,7 +177,35 @@ def invite(*, actor_membership: WorkspaceMember, email: str, role: str) -> tuple
         target=invitation,
         metadata={"email": email, "role": role},
     )
+    from apps.workspaces.tasks import send_invitation_email
+
+    transaction.on_commit(lambda: send_invitation_email.delay(str(invitation.pk), token))
     return invitation, token
+
+
+def send_invitation_email(*, invitation_id: str, token: str) -> None:
+    invitation = (
+        Invitation.objects.select_related("workspace", "invited_by")
+        .filter(pk=invitation_id, status=InvitationStatus.PENDING)
+        .first()
+    )
+    if invitation is None or invitation.is_expired:
+        logger.info("invitation_email_skipped", invitation_id=invitation_id)
+        return
+    inviter_user = invitation.invited_by
+    inviter = (inviter_user.name or inviter_user.email) if inviter_user else "A teammate"
+    send_mail(
+        subject=f"{inviter} invited you to {invitation.workspace.name} on PushPilot",
+        message=(
+            f'{inviter} invited you to join the workspace "{invitation.workspace.name}" as '
+            f"{invitation.role}.\n\nAccept the invitation (sign in or sign up with this email "
+            f"address first): {settings.INVITATION_ACCEPT_URL.format(token=token)}\n\n"
+            f"The invitation expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+    logger.info("invitation_email_sent", invitation_id=invitation_id)
 
 
 @transaction.atomic
