@@ -140,18 +140,13 @@ def celery_worker_process(transactional_db, tmp_path):
         pytest.skip("a real worker needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-    broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"  # a broker db of its own
     log_path = tmp_path / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": broker,
         "PYTHONUNBUFFERED": "1",
     }
-    import redis as redis_lib
-
-    redis_lib.Redis.from_url(broker).flushdb()
     log = open(log_path, "w")  # noqa: SIM115 (closed below, after the process)
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", "notifications,default",
@@ -159,10 +154,7 @@ def celery_worker_process(transactional_db, tmp_path):
          "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}@%h"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
     )  # fmt: skip
-    previous = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False
-    app.conf.broker_url = broker
-    app.pool.force_close_all()
     try:
         deadline = time.monotonic() + 30
         while "ready." not in log_path.read_text():
@@ -172,8 +164,7 @@ def celery_worker_process(transactional_db, tmp_path):
         process.log_path = log_path
         yield process
     finally:
-        app.conf.task_always_eager, app.conf.broker_url = previous
-        app.pool.force_close_all()
+        app.conf.task_always_eager = True
         process.terminate()
         try:
             process.wait(timeout=15)
