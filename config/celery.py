@@ -21,5 +21,7 @@ app.conf.update(
     task_default_queue="default",
     task_routes={"apps.notifications.tasks.run_campaign_job": {"queue": "notifications"}},
     broker_connection_retry_on_startup=True,
+    # Keep Django's LOGGING (JSON lines via structlog) in workers instead of Celery's format.
+    worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
