@@ -206,6 +206,9 @@ SPECTACULAR_SETTINGS = {
         "MemberStatusEnum": "apps.workspaces.models.MemberStatus",
         "InvitationStatusEnum": "apps.workspaces.models.InvitationStatus",
         "RoleEnum": "apps.workspaces.models.Role",
+        "ToneEnum": "apps.ai.models.Tone",
+        "TemplateSourceEnum": "apps.ai.models.TemplateSource",
+        "AIGenerationStatusEnum": "apps.ai.models.GenerationStatus",
     },
 }
 
@@ -303,6 +306,8 @@ AI_BASE_URL = env("AI_BASE_URL", "https://api.openai.com/v1")
 AI_MODEL = env("AI_MODEL", "gpt-4o-mini")
 AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT", "20"))
 AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
+# Ask for `response_format: json_object`; turn off for servers that reject the parameter.
+AI_JSON_MODE = env_bool("AI_JSON_MODE", True)
 
 # --- Error tracking -------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", "")

@@ -8,6 +8,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.accounts.models import SocialIdentity, User, normalize_email
 from apps.accounts.oauth import Identity, OAuthTokenInvalid
+from apps.ai.services import seed_example_templates
 from apps.common import audit
 from apps.common.errors import ApplicationError, ValidationFailed
 from apps.workspaces.services import create_workspace
@@ -35,6 +36,7 @@ def _create_account(*, email: str, password: str | None, name: str):
     except IntegrityError:  # a concurrent registration won the race
         raise ValidationFailed.on("email", EMAIL_TAKEN) from None
     workspace = create_workspace(owner=user, name=default_workspace_name(user))
+    seed_example_templates(workspace, actor=user)
     return user, workspace
 
 

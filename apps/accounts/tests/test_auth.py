@@ -130,3 +130,13 @@ def test_authenticated_requests_are_throttled_per_user(api, client_for, make_use
     assert statuses == [200, 200, 200, 429]
     # Another user has their own budget.
     assert client_for(make_user()).get("/api/v1/me").status_code == 200
+
+
+@pytest.mark.django_db
+def test_registration_seeds_example_templates(client_for):
+    from apps.ai.models import Template
+
+    body = register(client_for(), email="seeded@example.com").json()
+    templates = Template.objects.filter(workspace_id=body["workspace"]["id"])
+    assert templates.count() >= 3
+    assert all(t.title and t.subtitle for t in templates)
