@@ -1,5 +1,3 @@
-from django.db import transaction
-from django.utils.decorators import method_decorator
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -24,6 +22,7 @@ from apps.ai.serializers import (
 )
 from apps.common.serializers import ErrorSerializer
 from apps.common.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
+from apps.common.transactions import OutsideRequestTransaction
 
 PROVIDER_ERROR = OpenApiResponse(
     ErrorSerializer,
@@ -38,24 +37,15 @@ class AIGenerateThrottle(UserRateThrottle):
     scope = "ai"
 
 
-# Non-atomic: the AIGeneration row of a failed call must survive the 502 (the error handler
-# rolls the request transaction back), and no transaction should stay open while the
-# provider thinks. The service writes its row in a short transaction of its own.
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
-class GenerateView(WorkspaceScopedAPIView):
-    """Generate notification copy (title + subtitle variants) from a prompt and a tone."""
+class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
+    """Generate notification copy (title + subtitle variants) from a prompt and a tone.
+
+    Outside the request transaction: a failed call's AIGeneration row must survive the 502,
+    and nothing is held open while the provider thinks.
+    """
 
     throttle_classes = [*api_settings.DEFAULT_THROTTLE_CLASSES, AIGenerateThrottle]
     serializer_class = GenerateSerializer
-
-    def dispatch(self, request, *args, **kwargs):
-        if transaction.get_connection().in_atomic_block:
-            # Called inside a transaction that someone else opened (a test case, or code that
-            # wraps requests): confine this request to a savepoint, as ATOMIC_REQUESTS would,
-            # so that an error response rolls back only what this request wrote.
-            with transaction.atomic():
-                return super().dispatch(request, *args, **kwargs)
-        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         request=GenerateSerializer,
