@@ -1,0 +1,148 @@
+"""Connecting a workspace to Firebase, testing the connection, rotating encryption keys.
+
+The service account never leaves this module in clear except into the FCM client: audit
+records, logs and errors carry only the project, the client email and the key fingerprint.
+"""
+
+import json
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.common import audit
+from apps.common.errors import ApplicationError
+from apps.common.logging import get_logger
+from apps.integrations.firebase import crypto
+from apps.integrations.firebase.client import FcmClient, FcmError
+from apps.integrations.firebase.credentials import parse_service_account
+from apps.integrations.firebase.messages import PushContent, build_message
+from apps.integrations.firebase.models import ConnectionStatus, FirebaseConfig
+from apps.integrations.firebase.selectors import get_config, service_account_of
+
+logger = get_logger("pushpilot.firebase")
+
+TEST_TOPIC = "pushpilot-test"
+
+
+class FirebaseNotConnected(ApplicationError):
+    status_code = 409
+    code = "FIREBASE_NOT_CONNECTED"
+    message = "Connect a Firebase project first (PUT /integrations/firebase)."
+
+
+def _public(config: FirebaseConfig) -> dict:
+    return {
+        "project_id": config.project_id,
+        "client_email": config.client_email,
+        "key_fingerprint": config.key_fingerprint,
+    }
+
+
+def save_config(*, workspace, actor, project_id: str, service_account: dict) -> FirebaseConfig:
+    """Store (encrypted) and verify the credentials by obtaining an access token. A refused
+    account is still stored, with status `error` and the reason in `last_error`."""
+    info, fingerprint = parse_service_account(service_account, project_id=project_id)
+    with transaction.atomic():
+        config, created = FirebaseConfig.objects.update_or_create(
+            workspace=workspace,
+            defaults={
+                "project_id": project_id,
+                "client_email": info["client_email"],
+                "key_fingerprint": fingerprint,
+                "encrypted_credentials": crypto.encrypt(json.dumps(info)),
+                "status": ConnectionStatus.UNTESTED,
+                "last_error": "",
+                "last_tested_at": None,
+            },
+        )
+        audit.record(
+            "firebase.connected" if created else "firebase.updated",
+            actor=actor,
+            workspace=workspace,
+            target=config,
+            metadata=_public(config),
+        )
+    try:
+        FcmClient(info).fetch_token()
+    except FcmError as exc:
+        return _record_outcome(config, error=exc)
+    return _record_outcome(config, error=None)
+
+
+def _record_outcome(config: FirebaseConfig, *, error: FcmError | None) -> FirebaseConfig:
+    config.status = ConnectionStatus.ERROR if error else ConnectionStatus.CONNECTED
+    config.last_error = str(error)[:1000] if error else ""
+    config.last_tested_at = timezone.now()
+    FirebaseConfig.objects.filter(pk=config.pk).update(
+        status=config.status,
+        last_error=config.last_error,
+        last_tested_at=config.last_tested_at,
+        updated_at=timezone.now(),
+    )
+    if error:
+        logger.warning(
+            "firebase_check_failed", project_id=config.project_id, error=error.error_code
+        )
+    return config
+
+
+@transaction.atomic
+def delete_config(*, workspace, actor) -> None:
+    config = get_config(workspace)
+    if config is None:
+        return
+    config.delete()
+    audit.record(
+        "firebase.disconnected",
+        actor=actor,
+        workspace=workspace,
+        target_type="firebase.firebaseconfig",
+        target_id=str(config.pk),
+        metadata=_public(config),
+    )
+
+
+def send_test(
+    *, workspace, actor, topic: str | None, title: str, body: str, validate_only: bool
+) -> dict:
+    """Send (or only validate) a test notification; store the outcome on the config."""
+    config = get_config(workspace)
+    if config is None:
+        raise FirebaseNotConnected()
+    message = build_message(content=PushContent(title=title, body=body), topic=topic or TEST_TOPIC)
+    try:
+        name = FcmClient(service_account_of(config)).send(message, validate_only=validate_only)
+    except FcmError as exc:
+        _record_outcome(config, error=exc)
+        outcome = {"ok": False, "error": {"code": exc.error_code, "message": exc.message}}
+    else:
+        _record_outcome(config, error=None)
+        outcome = {"ok": True, "message_id": name, "validate_only": validate_only}
+    with transaction.atomic():
+        audit.record(
+            "firebase.tested",
+            actor=actor,
+            workspace=workspace,
+            target=config,
+            metadata={
+                "ok": outcome["ok"],
+                "topic": message["topic"],
+                "validate_only": validate_only,
+            },
+        )
+    return outcome
+
+
+def rotate_encryption() -> tuple[int, int]:
+    """Re-encrypt every stored service account with the newest key.
+    Returns (rotated, already current)."""
+    rotated = current = 0
+    for config in FirebaseConfig.objects.only("pk", "encrypted_credentials").iterator():
+        if crypto.encrypted_with_newest_key(config.encrypted_credentials):
+            current += 1
+            continue
+        FirebaseConfig.objects.filter(
+            pk=config.pk, encrypted_credentials=config.encrypted_credentials
+        ).update(encrypted_credentials=crypto.rotate(config.encrypted_credentials))
+        rotated += 1
+    return rotated, current
