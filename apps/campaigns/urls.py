@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from apps.campaigns.api import CampaignViewSet
+
+router = SimpleRouter(trailing_slash="")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+
+urlpatterns = router.urls

@@ -1,0 +1,115 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.common.models import BaseModel, SoftDeleteModel
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+class Priority(models.TextChoices):
+    HIGH = "high", "High"
+    NORMAL = "normal", "Normal"
+
+
+class Campaign(SoftDeleteModel):
+    """A push campaign: who receives it (one FCM topic or condition), what it says (ordered
+    contents), how it is delivered, and when (a wall-clock anchor in an IANA zone, with an
+    optional RRULE). `status` changes only through apps.campaigns.state_machine."""
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="campaigns"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+
+    # Target: exactly one of the two (a database constraint holds it too).
+    topic = models.CharField(max_length=900, blank=True, default="")
+    condition = models.CharField(max_length=1000, blank=True, default="")
+
+    # Delivery options (FCM v1 platform fields a sender expects to control).
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.HIGH)
+    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    collapse_key = models.CharField(max_length=100, blank=True, default="")
+    android_channel_id = models.CharField(max_length=100, blank=True, default="")
+    sound = models.CharField(max_length=100, blank=True, default="")
+    badge = models.PositiveIntegerField(null=True, blank=True)
+
+    # Schedule. `scheduled_local` is the wall-clock anchor ("2007-03-11T02:30:00") that
+    # recurrence expands from; `scheduled_at` is the instant it maps to (for filtering and
+    # display). They differ from what the user typed only for a time inside a DST gap.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    scheduled_local = models.CharField(max_length=19, blank=True, default="")
+    timezone = models.CharField(max_length=64, default="UTC")
+    rrule = models.CharField(max_length=500, blank=True, default="")
+    exclusion_dates = models.JSONField(default=list, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    duplicated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The list endpoint: default order, the status filter, the schedule filters.
+            models.Index(fields=["workspace", "created_at"], name="campaign_ws_created"),
+            models.Index(fields=["workspace", "status", "created_at"], name="campaign_ws_status"),
+            models.Index(fields=["workspace", "scheduled_at"], name="campaign_ws_scheduled"),
+            models.Index(fields=["workspace", "next_run_at"], name="campaign_ws_next_run"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(topic="") & ~Q(condition="")) | (~Q(topic="") & Q(condition="")),
+                name="campaign_exactly_one_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CampaignStatus.values), name="campaign_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def target(self) -> dict[str, str]:
+        return {"topic": self.topic} if self.topic else {"condition": self.condition}
+
+
+class CampaignContent(BaseModel):
+    """One message of a campaign. `subtitle` is sent as the notification body."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contents")
+    position = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=200)
+    subtitle = models.CharField(max_length=1000, blank=True, default="")
+    image_url = models.URLField(max_length=1000, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    link = models.URLField(max_length=1000, blank=True, default="")
+    analytics_label = models.CharField(max_length=50, blank=True, default="")
+
+    class Meta:
+        ordering = ["campaign", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "position"],
+                name="campaign_content_position_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}#{self.position}: {self.title}"

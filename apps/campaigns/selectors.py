@@ -1,0 +1,43 @@
+"""Reads of campaigns and their jobs, shared by the API and the services."""
+
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.campaigns import recurrence
+from apps.campaigns.models import Campaign, CampaignContent
+from apps.common.errors import NotFound
+from apps.notifications.models import ScheduledJob
+
+
+def campaigns_for_listing(queryset: QuerySet[Campaign] | None = None) -> QuerySet[Campaign]:
+    """Everything the campaign serializer reads, in a fixed number of queries whatever the
+    page size: the campaign rows with their creator, plus one query for all contents."""
+    queryset = Campaign.objects.all() if queryset is None else queryset
+    return queryset.select_related("created_by").prefetch_related(
+        Prefetch("contents", queryset=CampaignContent.objects.order_by("position"))
+    )
+
+
+def get_campaign(*, workspace, campaign_id) -> Campaign:
+    campaign = campaigns_for_listing(Campaign.objects.filter(workspace=workspace, pk=campaign_id))
+    found = campaign.first()
+    if found is None:
+        raise NotFound("Campaign not found.")
+    return found
+
+
+def jobs_of(campaign: Campaign) -> QuerySet[ScheduledJob]:
+    return ScheduledJob.objects.filter(campaign=campaign).order_by("-run_at")
+
+
+def schedule_of(campaign: Campaign) -> recurrence.Schedule | None:
+    """The stored schedule as a recurrence.Schedule, or None when no start is set."""
+    if not campaign.scheduled_local:
+        return None
+    return recurrence.build_schedule(
+        start=datetime.fromisoformat(campaign.scheduled_local),
+        timezone_name=campaign.timezone,
+        rrule=campaign.rrule or None,
+        exclusion_dates=campaign.exclusion_dates or (),
+    )

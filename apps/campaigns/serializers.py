@@ -1,0 +1,218 @@
+"""HTTP shapes of campaigns. Types and lengths only: the business rules (FCM target and
+content rules, schedule semantics, what may change in which state) are in services."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.campaigns import recurrence
+from apps.campaigns.models import Campaign, CampaignContent, Priority
+from apps.campaigns.services import MAX_CONTENTS
+from apps.campaigns.state_machine import allowed_transitions
+from apps.common.serializers import TimeZoneField
+from apps.notifications.models import ScheduledJob
+
+
+class WallClockDateTimeField(serializers.DateTimeField):
+    """ISO 8601. With an offset it is an instant; without one it is wall-clock time in the
+    campaign's time zone (kept naive here, resolved by the schedule rules)."""
+
+    def enforce_timezone(self, value):
+        return value
+
+
+class TargetSerializer(serializers.Serializer):
+    topic = serializers.CharField(
+        required=False, allow_blank=True, max_length=900, help_text="An FCM topic name."
+    )
+    condition = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="An FCM condition such as \"'news' in topics && !('muted' in topics)\" "
+        "(at most 5 topics).",
+    )
+
+
+class ContentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignContent
+        fields = [
+            "id",
+            "position",
+            "title",
+            "subtitle",
+            "image_url",
+            "data",
+            "link",
+            "analytics_label",
+        ]
+        read_only_fields = fields
+
+
+class ContentWriteSerializer(serializers.Serializer):
+    id = serializers.UUIDField(
+        required=False, help_text="Keep (and update) an existing content; omit to add one."
+    )
+    title = serializers.CharField(max_length=200)
+    subtitle = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, help_text="Sent as the body."
+    )
+    image_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    data = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=4096),
+        required=False,
+        help_text="String -> string custom data delivered with the message.",
+    )
+    link = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    analytics_label = serializers.CharField(max_length=50, required=False, allow_blank=True)
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    target = serializers.SerializerMethodField()
+    contents = ContentSerializer(many=True, read_only=True)
+    allowed_transitions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            "name",
+            "description",
+            "status",
+            "allowed_transitions",
+            "target",
+            "contents",
+            "priority",
+            "ttl_seconds",
+            "collapse_key",
+            "android_channel_id",
+            "sound",
+            "badge",
+            "scheduled_at",
+            "scheduled_local",
+            "timezone",
+            "rrule",
+            "exclusion_dates",
+            "next_run_at",
+            "last_run_at",
+            "created_by",
+            "duplicated_from",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "scheduled_local": {
+                "help_text": "The wall-clock anchor the schedule expands from, in `timezone`."
+            },
+            "exclusion_dates": {"help_text": "Local dates (YYYY-MM-DD) with no run."},
+        }
+
+    @extend_schema_field(TargetSerializer)
+    def get_target(self, campaign: Campaign) -> dict[str, str]:
+        return campaign.target
+
+    def get_allowed_transitions(self, campaign: Campaign) -> list[str]:
+        return allowed_transitions(campaign.status)
+
+
+class CampaignWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    target = TargetSerializer(help_text="Exactly one of topic or condition.")
+    contents = ContentWriteSerializer(many=True, required=False, max_length=MAX_CONTENTS)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    collapse_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    android_channel_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    sound = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    badge = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    scheduled_at = WallClockDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="First run. With an offset: that instant. Without: wall-clock time in "
+        "`timezone`.",
+    )
+    timezone = TimeZoneField(
+        required=False, help_text="IANA name; defaults to the workspace's time zone."
+    )
+    rrule = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=recurrence.MAX_RULE_LENGTH,
+        help_text="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10 (HOURLY at most).",
+    )
+    exclusion_dates = serializers.ListField(
+        child=serializers.DateField(),
+        required=False,
+        max_length=recurrence.MAX_EXCLUSION_DATES,
+    )
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """validated_data in the services' vocabulary (target split into topic/condition)."""
+        data = dict(self.validated_data)
+        if "target" in data:
+            target = data.pop("target")
+            data["topic"] = target.get("topic") or ""
+            data["condition"] = target.get("condition") or ""
+        if "contents" in data:
+            data["contents"] = [dict(item) for item in data["contents"]]
+        if "rrule" in data:
+            data["rrule"] = data["rrule"] or ""
+        return data
+
+
+class ScheduleSerializer(serializers.Serializer):
+    scheduled_at = WallClockDateTimeField(
+        required=False,
+        help_text="Overrides the stored start. With an offset: that instant. Without: "
+        "wall-clock time in `timezone`.",
+    )
+    timezone = TimeZoneField(required=False)
+    rrule = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=recurrence.MAX_RULE_LENGTH,
+        help_text="Overrides the stored rule; an empty string makes it a one-off.",
+    )
+    exclusion_dates = serializers.ListField(
+        child=serializers.DateField(), required=False, max_length=recurrence.MAX_EXCLUSION_DATES
+    )
+
+
+class OccurrenceSerializer(serializers.Serializer):
+    utc = serializers.DateTimeField()
+    local = serializers.CharField(help_text="ISO 8601 with the zone's offset at that instant.")
+
+
+class OccurrencesSerializer(serializers.Serializer):
+    timezone = serializers.CharField()
+    rrule = serializers.CharField(allow_blank=True)
+    occurrences = OccurrenceSerializer(many=True)
+
+
+class OccurrencesQuerySerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        required=False, default=10, min_value=1, max_value=recurrence.MAX_OCCURRENCES_PER_QUERY
+    )
+
+
+class ScheduledJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScheduledJob
+        fields = [
+            "id",
+            "campaign",
+            "run_at",
+            "status",
+            "attempt",
+            "claimed_at",
+            "started_at",
+            "finished_at",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,109 @@
+"""The campaign state machine: the only code that changes `Campaign.status`.
+
+    from        to                      who / why
+    draft       scheduled               schedule (validated, first job created)
+    draft       cancelled               cancel
+    scheduled   running                 the sending engine, when a job starts
+    scheduled   cancelled               cancel (pending jobs cancelled, same transaction)
+    scheduled   draft        [added]    unschedule, to edit (pending jobs removed)
+    running     completed               the engine, after the last occurrence
+    running     scheduled    [added]    the engine, between occurrences of a recurring rule
+    running     failed       [added]    the engine, when a run could not deliver
+
+The spec's table (seed guide §7.4) is draft→scheduled, scheduled→running|cancelled,
+running→completed. API.md adds draft→cancelled. Extensions, each because the product
+needs it:
+
+* **scheduled → draft** ("unschedule"): contents, target, delivery options and schedule
+  are editable only in draft; a scheduled campaign is taken back to draft to be edited
+  (its pending jobs are removed in the same transaction) and scheduled again.
+* **running → scheduled**: a recurring campaign goes back to scheduled between
+  occurrences, with the next occurrence's job created in the same transaction; after the
+  last occurrence it goes running → completed instead (DESIGN.md §5.7).
+* **running → failed**: a run that could not deliver (every send failed permanently)
+  ends in `failed` instead of pretending to be `completed`.
+
+`completed`, `cancelled` and `failed` are terminal; duplicate a campaign to run it again.
+A running campaign cannot be cancelled: it is mid-send for seconds; cancel it when it is
+back to scheduled (a recurring one) — the engine checks the status before each run.
+
+Every transition is one conditional UPDATE (`WHERE id = … AND status = <from>`), so two
+racing requests cannot both succeed, plus an audit record in the same transaction.
+An invalid transition (or one that lost the race) is 409 INVALID_TRANSITION with
+`details: {from, to, allowed}`.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common import audit
+from apps.common.errors import InvalidTransition
+
+S = CampaignStatus
+
+VALID_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.SCHEDULED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.DRAFT}),
+    S.RUNNING: frozenset({S.COMPLETED, S.SCHEDULED, S.FAILED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+TERMINAL_STATES = frozenset(state for state, targets in VALID_TRANSITIONS.items() if not targets)
+
+
+def allowed_transitions(current: str) -> list[str]:
+    return sorted(VALID_TRANSITIONS.get(current, ()))
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in VALID_TRANSITIONS.get(current, ())
+
+
+@transaction.atomic
+def transition(
+    campaign: Campaign,
+    to: str,
+    *,
+    actor=None,
+    reason: str = "",
+    fields: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Campaign:
+    """Move `campaign` from its current status to `to`, setting `fields` in the same UPDATE.
+
+    `campaign.status` is the state the caller believes it is in; if the row is no longer in
+    that state (another request won), the transition is refused with the row's real state.
+    The instance is updated in place and returned.
+    """
+    current = campaign.status
+    if not can_transition(current, to):
+        raise InvalidTransition(current, to, allowed_transitions(current))
+
+    changes = dict(fields or {})
+    now = timezone.now()
+    updated = Campaign.objects.filter(pk=campaign.pk, status=current).update(
+        status=to, updated_at=now, **changes
+    )
+    if updated != 1:
+        actual = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        if actual is None:  # deleted meanwhile
+            raise InvalidTransition(current, to, [])
+        campaign.status = actual
+        raise InvalidTransition(actual, to, allowed_transitions(actual))
+
+    campaign.status = to
+    campaign.updated_at = now
+    for name, value in changes.items():
+        setattr(campaign, name, value)
+    audit.record(
+        "campaign.transition",
+        actor=actor,
+        workspace=campaign.workspace,
+        target=campaign,
+        metadata={"from": current, "to": to, "reason": reason, **(metadata or {})},
+    )
+    return campaign

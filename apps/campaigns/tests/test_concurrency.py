@@ -1,0 +1,66 @@
+"""Racing requests on one campaign (PostgreSQL: real row locks and concurrent sessions)."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.campaigns import services
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common.errors import ApplicationError
+from apps.notifications.models import JobStatus, ScheduledJob
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def race(*operations):
+    """Run the operations at the same moment, each in its own thread and connection."""
+    barrier = threading.Barrier(len(operations))
+    outcomes: list = [None] * len(operations)
+
+    def run(index, operation):
+        try:
+            barrier.wait()
+            outcomes[index] = operation()
+        except ApplicationError as exc:
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(operations)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_schedule_racing_cancel_never_leaves_a_pending_job(connected, owner, attempt):
+    start = timezone.now() + timedelta(days=1)
+    campaign = services.create_campaign(
+        workspace=connected, actor=owner, name="race", topic="news",
+        contents=[{"title": "t"}], scheduled_at=start,
+    )  # fmt: skip
+    race(
+        lambda: services.schedule_campaign(campaign=campaign, actor=owner),
+        lambda: services.cancel_campaign(campaign=campaign, actor=owner),
+    )
+    final = Campaign.objects.get(pk=campaign.pk)
+    assert final.status == CampaignStatus.CANCELLED  # cancel wins before or after schedule
+    assert not ScheduledJob.objects.filter(campaign=campaign, status=JobStatus.PENDING).exists()
+
+
+def test_two_schedules_make_one_job(connected, owner):
+    campaign = services.create_campaign(
+        workspace=connected, actor=owner, name="race", topic="news",
+        contents=[{"title": "t"}], scheduled_at=timezone.now() + timedelta(days=1),
+    )  # fmt: skip
+    outcomes = race(
+        lambda: services.schedule_campaign(campaign=campaign, actor=owner),
+        lambda: services.schedule_campaign(campaign=campaign, actor=owner),
+    )
+    assert sum(isinstance(outcome, ApplicationError) for outcome in outcomes) == 1
+    assert ScheduledJob.objects.filter(campaign=campaign).count() == 1

@@ -1,0 +1,182 @@
+"""A Hypothesis state machine over the campaign services: whatever sequence of create /
+edit / schedule / unschedule / cancel / duplicate / engine runs happens, only allowed
+transitions occur and a cancelled campaign has no pending job."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from apps.campaigns import services
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.campaigns.state_machine import VALID_TRANSITIONS
+from apps.common.errors import ApplicationError, InvalidTransition, ValidationFailed
+from apps.common.models import AuditLog
+from apps.notifications.models import JobStatus, ScheduledJob
+
+S = CampaignStatus
+titles = st.text(alphabet="abcdefghij XYZ!", min_size=1, max_size=20)
+
+
+class CampaignLifecycle(RuleBasedStateMachine):
+    workspace = None
+    actor = None
+    campaigns = Bundle("campaigns")
+
+    def __init__(self):
+        super().__init__()
+        self.expected: dict = {}  # campaign id -> the status the model predicts
+        self.now = timezone.now()
+
+    def _status(self, campaign) -> str:
+        return Campaign.all_objects.values_list("status", flat=True).get(pk=campaign.pk)
+
+    def _attempt(self, campaign, operation, allowed: bool, expected_status: str):
+        before = self._status(campaign)
+        try:
+            operation()
+        except (InvalidTransition, services.CampaignLocked, ValidationFailed) as exc:
+            assert not allowed, f"refused although allowed: {exc.details}"
+        else:
+            assert allowed, f"{operation} succeeded from {before}"
+        after = self._status(campaign)
+        if after != before:
+            assert after in VALID_TRANSITIONS[before], (before, after)
+        self.expected[campaign.pk] = expected_status if allowed else before
+        campaign.status = after
+
+    @rule(target=campaigns, title=titles, recurring=st.booleans())
+    def create(self, title, recurring):
+        campaign = services.create_campaign(
+            workspace=self.workspace,
+            actor=self.actor,
+            name=title,
+            topic="news",
+            contents=[{"title": title}],
+            rrule="FREQ=DAILY;COUNT=3" if recurring else "",
+        )
+        self.expected[campaign.pk] = S.DRAFT
+        return campaign
+
+    @rule(target=campaigns, source=campaigns)
+    def duplicate(self, source):
+        copy = services.duplicate_campaign(campaign=source, actor=self.actor)
+        assert copy.status == S.DRAFT
+        self.expected[copy.pk] = S.DRAFT
+        return copy
+
+    @rule(campaign=campaigns, title=titles)
+    def edit_contents(self, campaign, title):
+        status = self._status(campaign)
+        self._attempt(
+            campaign,
+            lambda: services.update_campaign(
+                campaign=campaign, actor=self.actor, contents=[{"title": title}]
+            ),
+            allowed=status == S.DRAFT,
+            expected_status=status,
+        )
+
+    @rule(campaign=campaigns, hours=st.integers(min_value=-6, max_value=48))
+    def schedule(self, campaign, hours):
+        status = self._status(campaign)
+        start = self.now + timedelta(hours=hours, minutes=30)
+        self._attempt(
+            campaign,
+            lambda: services.schedule_campaign(
+                campaign=campaign, actor=self.actor, scheduled_at=start
+            ),
+            allowed=status == S.DRAFT and start > timezone.now(),
+            expected_status=S.SCHEDULED,
+        )
+
+    @rule(campaign=campaigns)
+    def unschedule(self, campaign):
+        status = self._status(campaign)
+        self._attempt(
+            campaign,
+            lambda: services.unschedule_campaign(campaign=campaign, actor=self.actor),
+            allowed=status == S.SCHEDULED,
+            expected_status=S.DRAFT,
+        )
+
+    @rule(campaign=campaigns)
+    def cancel(self, campaign):
+        status = self._status(campaign)
+        self._attempt(
+            campaign,
+            lambda: services.cancel_campaign(campaign=campaign, actor=self.actor),
+            allowed=status in (S.DRAFT, S.SCHEDULED),
+            expected_status=S.CANCELLED,
+        )
+
+    @rule(campaign=campaigns)
+    def engine_runs_the_next_job(self, campaign):
+        """What the sending engine will do: start the due job, finish it, move on."""
+        status = self._status(campaign)
+        if status != S.SCHEDULED:
+            with pytest.raises(InvalidTransition):
+                services.start_run(campaign=Campaign.objects.get(pk=campaign.pk))
+            return
+        fresh = Campaign.objects.get(pk=campaign.pk)
+        job = ScheduledJob.objects.get(campaign=fresh, status=JobStatus.PENDING)
+        job.status = JobStatus.COMPLETED
+        job.save(update_fields=["status", "updated_at"])
+        services.start_run(campaign=fresh)
+        services.finish_run(campaign=fresh, run_at=job.run_at, now=job.run_at)
+        after = self._status(campaign)
+        assert after in (S.SCHEDULED, S.COMPLETED)
+        self.expected[campaign.pk] = after
+
+    @rule(campaign=consumes(campaigns))
+    def delete(self, campaign):
+        status = self._status(campaign)
+        try:
+            services.delete_campaign(campaign=campaign, actor=self.actor)
+        except ApplicationError:
+            assert status in (S.SCHEDULED, S.RUNNING)
+        else:
+            assert status not in (S.SCHEDULED, S.RUNNING)
+        del self.expected[campaign.pk]
+
+    @invariant()
+    def statuses_match_the_model_and_jobs_match_statuses(self):
+        for pk, expected in self.expected.items():
+            campaign = Campaign.objects.get(pk=pk)
+            assert campaign.status == expected
+            pending = list(ScheduledJob.objects.filter(campaign_id=pk, status=JobStatus.PENDING))
+            if campaign.status == S.SCHEDULED:
+                assert [job.run_at for job in pending] == [campaign.next_run_at]
+            else:
+                assert pending == [], campaign.status  # cancelled/draft/completed: none
+
+    @invariant()
+    def every_recorded_transition_is_allowed(self):
+        for metadata in AuditLog.objects.filter(action="campaign.transition").values_list(
+            "metadata", flat=True
+        ):
+            assert metadata["to"] in VALID_TRANSITIONS[metadata["from"]]
+
+
+def test_campaign_lifecycle_state_machine(connected, owner):
+    CampaignLifecycle.workspace = connected
+    CampaignLifecycle.actor = owner
+    run_state_machine_as_test(
+        CampaignLifecycle,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
