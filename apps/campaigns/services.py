@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework import status
 
 from apps.campaigns import recurrence, selectors
 from apps.campaigns.metrics import campaign_created_total
@@ -22,7 +21,6 @@ from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
 from apps.campaigns.state_machine import allowed_transitions, can_transition, transition
 from apps.common import audit
 from apps.common.errors import (
-    ApplicationError,
     Conflict,
     InvalidTransition,
     NotFound,
@@ -30,6 +28,7 @@ from apps.common.errors import (
 )
 from apps.common.logging import get_logger
 from apps.integrations.firebase import validation as fcm
+from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.integrations.firebase.messages import DeliveryOptions, PushContent, build_message
 from apps.integrations.firebase.selectors import firebase_is_connected
 from apps.notifications.models import JobStatus, ScheduledJob
@@ -60,12 +59,6 @@ OPTION_FIELDS = ("priority", "ttl_seconds", "collapse_key", "android_channel_id"
 SCHEDULE_FIELDS = frozenset({"scheduled_at", "timezone", "rrule", "exclusion_dates"})
 NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
 CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
-
-
-class FirebaseNotConnected(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "FIREBASE_NOT_CONNECTED"
-    message = "Connect a Firebase project (and test it) before scheduling campaigns."
 
 
 class CampaignLocked(Conflict):

@@ -6,7 +6,7 @@ from apps.common.errors import NotFound, ValidationFailed
 from apps.common.tenancy import WorkspaceScopedAPIView
 from apps.common.transactions import OutsideRequestTransaction
 from apps.integrations.firebase import services
-from apps.integrations.firebase.credentials import LegacyServerKeyUnsupported
+from apps.integrations.firebase.errors import LegacyServerKeyUnsupported
 from apps.integrations.firebase.selectors import get_config
 from apps.integrations.firebase.serializers import (
     FirebaseConfigSerializer,

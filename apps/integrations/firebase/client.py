@@ -163,6 +163,15 @@ def http_client() -> httpx.Client:
         return _http_client
 
 
+def reset_http_client() -> None:
+    """Close the pooled client (after settings change, e.g. FCM_TIMEOUT_SECONDS in tests)."""
+    global _http_client
+    with _http_lock:
+        if _http_client is not None:
+            _http_client.close()
+        _http_client = None
+
+
 # --- sending ------------------------------------------------------------------------------------
 class FcmClient:
     def __init__(self, service_account_info: dict, *, base_url: str | None = None) -> None:

@@ -5,7 +5,7 @@ import hashlib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from apps.common.errors import ApplicationError, ValidationFailed
+from apps.common.errors import ValidationFailed
 
 REQUIRED_FIELDS = (
     "type",
@@ -16,16 +16,6 @@ REQUIRED_FIELDS = (
     "token_uri",
 )
 FIELD = "service_account"
-
-
-class LegacyServerKeyUnsupported(ApplicationError):
-    code = "LEGACY_SERVER_KEY_UNSUPPORTED"
-    message = (
-        "Firebase server keys belong to the legacy FCM API, which Google shut down in 2024 and "
-        "which authorises nothing on FCM HTTP v1. Upload a service-account JSON instead: in the "
-        "Firebase console, Project settings > Service accounts > Generate new private key, and "
-        "send it as `service_account` with your `project_id`."
-    )
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:

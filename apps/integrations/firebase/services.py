@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.common import audit
-from apps.common.errors import ApplicationError
 from apps.common.logging import get_logger
 from apps.integrations.firebase import crypto
 from apps.integrations.firebase.client import FcmClient, FcmError
 from apps.integrations.firebase.credentials import parse_service_account
+from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.integrations.firebase.messages import PushContent, build_message
 from apps.integrations.firebase.models import ConnectionStatus, FirebaseConfig
 from apps.integrations.firebase.selectors import get_config, service_account_of
@@ -22,12 +22,6 @@ from apps.integrations.firebase.selectors import get_config, service_account_of
 logger = get_logger("pushpilot.firebase")
 
 TEST_TOPIC = "pushpilot-test"
-
-
-class FirebaseNotConnected(ApplicationError):
-    status_code = 409
-    code = "FIREBASE_NOT_CONNECTED"
-    message = "Connect a Firebase project first (PUT /integrations/firebase)."
 
 
 def _public(config: FirebaseConfig) -> dict:
