@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.ai",
     "apps.campaigns",
     "apps.notifications",
+    "apps.analytics",
 ]
 
 MIDDLEWARE = [

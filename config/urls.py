@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("apps.ai.urls")),
     path("", include("apps.campaigns.urls")),
     path("", include("apps.notifications.urls")),
+    path("", include("apps.analytics.urls")),
 ]
 
 urlpatterns = [

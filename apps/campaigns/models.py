@@ -54,6 +54,9 @@ class Campaign(SoftDeleteModel):
     rrule = models.CharField(max_length=500, blank=True, default="")
     exclusion_dates = models.JSONField(default=list, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # Catch-up after downtime: a run that starts more than this late is recorded as skipped
+    # instead of sent (a "good morning" at 3 pm helps nobody). Null: always send, however late.
+    catch_up_window_seconds = models.PositiveIntegerField(null=True, blank=True, default=3600)
     last_run_at = models.DateTimeField(null=True, blank=True)
 
     created_by = models.ForeignKey(
