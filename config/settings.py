@@ -215,17 +215,21 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
-        # The embedded broker: kombu's file-system transport, so `make run` needs no server.
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # The embedded broker: kombu's file-system transport, so `make run` needs no server.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
         "store_processed": False,
+        "polling_interval": 0.1,
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
-)
+else:
+    # Redis redelivers an unacknowledged message after the visibility timeout: it must
+    # outlive every countdown (longer retries go through the database, see RETRY_COUNTDOWN_MAX).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 
@@ -297,6 +301,21 @@ FCM_TIMEOUT_SECONDS = float(env("FCM_TIMEOUT_SECONDS", "10"))
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 if not FIELD_ENCRYPTION_KEYS and ENVIRONMENT != "local":
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is required outside the local environment.")
+
+# --- Sending engine -------------------------------------------------------------------------
+# The dispatcher (`manage.py dispatch`) wakes at least this often, and earlier when the next
+# job is due sooner; it claims due jobs in batches.
+DISPATCH_INTERVAL_SECONDS = float(env("DISPATCH_INTERVAL", "1"))
+DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 200)
+# A worker holds a job for this long and renews it after every send; a job whose lease ran
+# out (worker killed, task message lost) goes back to pending.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
+# A claimed job whose task has not started by then (message lost) goes back to pending.
+JOB_QUEUE_TIMEOUT_SECONDS = env_int("JOB_QUEUE_TIMEOUT_SECONDS", 300)
+# Retries waiting up to this long use a Celery countdown; longer ones go back to the
+# database (retry_at) — Redis would redeliver a countdown task older than its visibility timeout.
+RETRY_COUNTDOWN_MAX_SECONDS = env_int("RETRY_COUNTDOWN_MAX_SECONDS", 30)
 
 # --- AI content generation ------------------------------------------------------------------
 # "openai" talks to any OpenAI-compatible endpoint; "offline" is the deterministic embedded

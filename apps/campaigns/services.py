@@ -141,6 +141,19 @@ def delivery_options_of(values: Mapping[str, Any]) -> DeliveryOptions:
     )
 
 
+def message_for(
+    campaign: Campaign, content: CampaignContent, *, collapse_id: str | None = None
+) -> dict:
+    """The FCM message one content of this campaign is sent as (validated by the builder)."""
+    return build_message(
+        content=_push_content(_content_values(content)),
+        options=delivery_options_of({name: getattr(campaign, name) for name in OPTION_FIELDS}),
+        topic=campaign.topic or None,
+        condition=campaign.condition or None,
+        collapse_id=collapse_id,
+    )
+
+
 def _validate_contents(
     contents: Sequence[Mapping[str, Any]],
     *,

@@ -97,7 +97,7 @@ def delete_config(*, workspace, actor) -> None:
 
 
 def send_test(
-    *, workspace, actor, topic: str | None, title: str, body: str, validate_only: bool
+    *, workspace, actor, title: str, body: str, validate_only: bool, topic: str | None = None
 ) -> dict:
     """Send (or only validate) a test notification; store the outcome on the config."""
     config = get_config(workspace)
