@@ -171,3 +171,38 @@ def celery_worker_process(transactional_db, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+# --- the fake FCM, over real HTTP ---------------------------------------------------------------
+@pytest.fixture
+def fake_fcm(settings):
+    """A running fake FCM; FCM_BASE_URL points at it; token and HTTP caches start empty."""
+    from apps.integrations.firebase.client import access_tokens, reset_http_client
+    from apps.integrations.firebase.fake import FakeFCM
+
+    with FakeFCM() as fake:
+        settings.FCM_BASE_URL = fake.base_url
+        access_tokens.clear()
+        reset_http_client()
+        yield fake
+    access_tokens.clear()
+    reset_http_client()
+
+
+@pytest.fixture
+def demo_account(fake_fcm):
+    """A service account for `demo-project` that the fake FCM trusts."""
+    from apps.integrations.firebase.fake import make_demo_service_account
+
+    info = make_demo_service_account("demo-project", token_uri=fake_fcm.token_uri)
+    fake_fcm.register_account(info)
+    return info
+
+
+@pytest.fixture
+def connected_workspace(workspace, demo_account):
+    """`workspace` with its Firebase connection stored, pointing at the fake FCM."""
+    from apps.integrations.firebase.testing import make_firebase_config
+
+    make_firebase_config(workspace, info=demo_account)
+    return workspace

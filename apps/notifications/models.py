@@ -95,7 +95,10 @@ class Notification(BaseModel):
     )
     job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="notifications")
     content = models.ForeignKey(
-        "campaigns.CampaignContent", null=True, on_delete=models.SET_NULL, related_name="notifications"
+        "campaigns.CampaignContent",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
     )
     position = models.PositiveSmallIntegerField(default=0)
     # What was sent, as sent: contents can be edited later (after an unschedule).

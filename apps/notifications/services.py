@@ -21,6 +21,7 @@ run_at (the service was down) is skipped, not sent late; a recurring campaign mo
 its next occurrence, a one-off campaign fails with the reason.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -51,6 +52,17 @@ from apps.notifications.models import (
 logger = get_logger("pushpilot.sending")
 
 FINAL = (NotificationStatus.SENT, NotificationStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Why a job stops for good: the code stored on its unsent notifications, and a reason."""
+
+    code: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
 
 
 class JobLost(Exception):
@@ -100,12 +112,16 @@ def run_job(job_id: str, attempt: int) -> str:
                 return _skip(job, attempt, "The campaign changed state before the run started.")
         if attempt > settings.JOB_MAX_ATTEMPTS:  # the lease kept expiring: a worker keeps dying
             return _finish(
-                job, attempt, give_up=f"GAVE_UP: {attempt - 1} attempts; last: {job.last_error}"
+                job,
+                attempt,
+                give_up=GiveUp("GAVE_UP", f"{attempt - 1} attempts; last: {job.last_error}"),
             )
         config = get_config(job.workspace)
         if config is None:
             return _finish(
-                job, attempt, give_up="FIREBASE_NOT_CONNECTED: no Firebase project is connected."
+                job,
+                attempt,
+                give_up=GiveUp("FIREBASE_NOT_CONNECTED", "no Firebase project is connected."),
             )
         outcome = _send_all(job, attempt, FcmClient(service_account_of(config)))
         log.info("job_finished", outcome=outcome)
@@ -225,7 +241,8 @@ def _retry(job: ScheduledJob, attempt: int, error: FcmError) -> str:
     from apps.notifications.tasks import run_campaign_job
 
     if attempt >= settings.JOB_MAX_ATTEMPTS:
-        return _finish(job, attempt, give_up=f"Gave up after {attempt} attempts: {error}")
+        reason = f"gave up after {attempt} attempts: {error.message}"
+        return _finish(job, attempt, give_up=GiveUp(error.error_code, reason))
     now = timezone.now()
     delay = max(0.0, error.retry_after or 0.0)
     owned = ScheduledJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=attempt)
@@ -268,17 +285,16 @@ def _retry(job: ScheduledJob, attempt: int, error: FcmError) -> str:
     return "retrying"
 
 
-def _finish(job: ScheduledJob, attempt: int, *, give_up: str | None = None) -> str:
+def _finish(job: ScheduledJob, attempt: int, *, give_up: GiveUp | None = None) -> str:
     """Close the job and move the campaign on, in one transaction (conditional on the
     attempt, so a second completion does nothing)."""
     now = timezone.now()
     with transaction.atomic():
         if give_up:
-            code = give_up.split(":", 1)[0] if ":" in give_up else "GAVE_UP"
             for notification in Notification.objects.filter(job=job, attempt=attempt).exclude(
                 status__in=FINAL
             ):
-                _mark_failed(notification, attempt, code, give_up)
+                _mark_failed(notification, attempt, give_up.code, give_up.reason)
         counts = Notification.objects.filter(job=job).aggregate(
             sent=Count("pk", filter=Q(status=NotificationStatus.SENT)),
             failed=Count("pk", filter=Q(status=NotificationStatus.FAILED)),
@@ -290,9 +306,7 @@ def _finish(job: ScheduledJob, attempt: int, *, give_up: str | None = None) -> s
             status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
             finished_at=now,
             lease_expires_at=None,
-            last_error=(give_up or _failure_summary(job) if failed or counts["failed"] else "")[
-                :2000
-            ],
+            last_error=(str(give_up) if give_up else _failure_summary(job))[:2000],
             updated_at=now,
         )
         if not closed:
@@ -302,7 +316,11 @@ def _finish(job: ScheduledJob, attempt: int, *, give_up: str | None = None) -> s
             "job.failed" if failed else "job.completed",
             workspace=job.workspace,
             target=job,
-            metadata={"attempt": attempt, **counts, **({"reason": give_up} if give_up else {})},
+            metadata={
+                "attempt": attempt,
+                **counts,
+                **({"reason": str(give_up)} if give_up else {}),
+            },
         )
     return "failed" if failed else "completed"
 

@@ -111,7 +111,23 @@ def object_id_in(view_class, workspace) -> str:
     return str(uuid.uuid4())
 
 
-def fill_template(template: str, values: dict[str, str]) -> str:
+def object_for_kwarg(name: str, workspace) -> str:
+    """`campaign_id` -> the id of a Campaign of `workspace` (random if there is none)."""
+    wanted = name.removesuffix("_id")
+    for model in apps.get_models():
+        if model._meta.model_name == wanted:
+            obj = model._default_manager.filter(workspace=workspace).first()
+            if obj is not None:
+                return str(obj.pk)
+    return str(uuid.uuid4())
+
+
+def fill_template(template: str, values: dict[str, str], workspace=None) -> str:
+    import re
+
+    for name in re.findall(r"<uuid:(\w+)>", template):
+        if name not in values and workspace is not None:
+            values = {**values, name: object_for_kwarg(name, workspace)}
     path = template
     for name, value in values.items():
         path = path.replace(f"<uuid:{name}>", value).replace(f"<str:{name}>", value)
@@ -127,6 +143,15 @@ def two_workspaces(make_user, make_workspace, add_member, client_for):
     from apps.workspaces.services import invite
 
     invite(actor_membership=workspace_a.members.get(user=alice), email="new@a.test", role="admin")
+    # One of each kind of object, so that the matrix aims at real ids of A.
+    from apps.ai.services import seed_example_templates
+    from apps.campaigns.services import create_campaign
+
+    seed_example_templates(workspace_a, actor=alice)
+    create_campaign(
+        workspace=workspace_a, actor=alice, name="A's campaign", topic="news",
+        contents=[{"title": "Hi", "subtitle": "There"}],
+    )  # fmt: skip
     workspace_b = make_workspace(owner=bob, name="B")
     return workspace_a, workspace_b, client_for(bob)
 
@@ -145,7 +170,7 @@ def test_a_member_of_b_cannot_reach_anything_of_a(two_workspaces):
             lookup: object_id_in(route.view_class, workspace_a),
             "pk": object_id_in(route.view_class, workspace_a),
         }
-        url = fill_template(route.template, ids)
+        url = fill_template(route.template, ids, workspace_a)
         for method in route.methods:
             send = getattr(bob, method)
             if from_path:

@@ -1,0 +1,61 @@
+"""Run the fake FCM server standalone.
+
+    python -m apps.integrations.firebase.fake --host 127.0.0.1 --port 9099 [--token-ttl 3600]
+
+Prints its base URL on stdout and serves until Ctrl-C (or SIGTERM). It trusts only service
+accounts registered with ``POST /_fake/accounts`` (the app's "connect Firebase" flow does that
+for demo accounts); point FCM_BASE_URL at the printed URL and the account's token_uri at
+``<base URL>/token``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .server import FakeFCM
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m apps.integrations.firebase.fake",
+        description="Local stand-in for FCM HTTP v1 and Google's OAuth2 token endpoint.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9099)
+    parser.add_argument(
+        "--token-ttl", type=int, default=3600, help="lifetime of issued access tokens (s)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+
+    fake = FakeFCM(host=args.host, port=args.port, token_ttl=args.token_ttl, verbose=args.verbose)
+    try:
+        fake.start()
+    except OSError as exc:
+        print(f"fake FCM: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(fake.base_url, flush=True)
+    print(
+        f"fake FCM: token endpoint {fake.token_uri}; register accounts with "
+        f"POST {fake.base_url}/_fake/accounts; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

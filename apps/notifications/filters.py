@@ -1,0 +1,15 @@
+import django_filters
+
+from apps.notifications.models import Notification, NotificationStatus
+
+
+class NotificationFilter(django_filters.FilterSet):
+    campaign = django_filters.UUIDFilter(field_name="campaign_id")
+    job = django_filters.UUIDFilter(field_name="job_id")
+    status = django_filters.MultipleChoiceFilter(choices=NotificationStatus.choices)
+    sent_from = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_to = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []

@@ -1,0 +1,25 @@
+from rest_framework import serializers
+
+from apps.notifications.models import Notification
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "campaign",
+            "job",
+            "content",
+            "position",
+            "title",
+            "body",
+            "status",
+            "fcm_message_id",
+            "error_code",
+            "error_message",
+            "sent_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
