@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test lint format migrate check schema clean
+.PHONY: run test smoke lint format migrate check schema clean demo-account
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,16 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	PORT=$(PORT) $(BIN)/python manage.py run_embedded
 
+# A demo service account the running fake FCM trusts, as the body for PUT /integrations/firebase.
+demo-account: $(STAMP)
+	@$(BIN)/python manage.py demo_service_account
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The real processes end to end, through HTTP only (uses DATABASE_URL / REDIS_URL if set).
+smoke: $(STAMP)
+	$(BIN)/python scripts/smoke.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

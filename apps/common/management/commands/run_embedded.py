@@ -1,8 +1,9 @@
 """`make run`: the whole of PushPilot on one machine with nothing installed but Python.
 
-Starts the web server, a Celery worker (file-system broker, no server needed) and the
-scheduler as child processes, streams their output, and stops all of them on Ctrl-C or
-as soon as one of them dies.
+Starts the web server, a Celery worker (file-system broker, no server needed), the
+dispatcher (the scheduler) and — unless FCM_BASE_URL points elsewhere — the fake FCM, as
+child processes; streams their output, and stops all of them on Ctrl-C or as soon as one
+of them dies.
 """
 
 import os
@@ -22,9 +23,18 @@ class Service:
     argv: list[str]
 
 
-def embedded_services(port: int) -> list[Service]:
+FAKE_FCM_PORT = int(os.environ.get("FAKE_FCM_PORT", "9099"))
+
+
+def embedded_services(port: int, *, with_fake_fcm: bool) -> list[Service]:
     python = sys.executable
-    return [
+    fake = [
+        Service(
+            "fake-fcm",
+            [python, "-m", "apps.integrations.firebase.fake", "--port", str(FAKE_FCM_PORT)],
+        )
+    ]
+    return (fake if with_fake_fcm else []) + [
         Service(
             "web",
             [
@@ -40,13 +50,7 @@ def embedded_services(port: int) -> list[Service]:
                 "--loglevel", "INFO", "--without-gossip", "--without-mingle",
             ],
         ),
-        Service(
-            "scheduler",
-            [
-                python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
-        ),
+        Service("dispatcher", [python, "manage.py", "dispatch"]),
     ]  # fmt: skip
 
 
@@ -59,6 +63,10 @@ class Command(BaseCommand):
     def handle(self, *args, port: int, **options):
         (settings.VAR_DIR / "broker").mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # No FCM configured: send to the local fake, so the whole flow works offline.
+        with_fake_fcm = "FCM_BASE_URL" not in os.environ
+        if with_fake_fcm:
+            env["FCM_BASE_URL"] = f"http://127.0.0.1:{FAKE_FCM_PORT}"
         children: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -69,7 +77,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            for service in embedded_services(port):
+            for service in embedded_services(port, with_fake_fcm=with_fake_fcm):
                 # Own process group: Ctrl-C reaches us once, and we stop the children in order.
                 children[service.name] = subprocess.Popen(  # noqa: S603 (fixed argv)
                     service.argv, env=env, cwd=settings.BASE_DIR, start_new_session=True
@@ -79,7 +87,14 @@ class Command(BaseCommand):
                     f"\nPushPilot is running on http://127.0.0.1:{port}\n"
                     f"  API docs: http://127.0.0.1:{port}/api/docs\n"
                     f"  Health:   http://127.0.0.1:{port}/healthz\n"
-                    "Press Ctrl-C to stop.\n"
+                    + (
+                        f"  Fake FCM: {env['FCM_BASE_URL']}/_fake/messages (what was sent)\n"
+                        "  Connect it: make demo-account (prints the body for "
+                        "PUT /api/v1/integrations/firebase)\n"
+                        if with_fake_fcm
+                        else ""
+                    )
+                    + "Press Ctrl-C to stop.\n"
                 )
             )
             exited = None
