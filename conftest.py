@@ -120,11 +120,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """A real `celery worker` process on Redis, sharing the test database with the test.
+def worker_env():
+    """Extra environment for real worker processes (override in a test module)."""
+    return {}
 
-    Yields the Popen; the test enqueues through the real broker (eager mode is switched off
-    for its duration) and the worker's writes are visible to the test's queries.
+
+@pytest.fixture
+def start_celery_worker(transactional_db, tmp_path, worker_env):
+    """Start real `celery worker` processes on Redis, sharing the test database.
+
+    Returns a function that starts one more worker and returns its Popen (with `.log_path`).
+    While any runs, eager mode is off: the test enqueues through the real broker, and the
+    workers' writes are visible to the test's queries. All are stopped at teardown.
     """
     import os
     import subprocess
@@ -140,37 +147,46 @@ def celery_worker_process(transactional_db, tmp_path):
         pytest.skip("a real worker needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-    log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": settings.REDIS_URL,
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = open(log_path, "w")  # noqa: SIM115 (closed below, after the process)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", "notifications,default",
-         "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}@%h"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
-    )  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL,
+           "PYTHONUNBUFFERED": "1", **worker_env}  # fmt: skip
+    started: list = []
     app.conf.task_always_eager = False
-    try:
+
+    def start():
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", "notifications,default",
+             "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}-{len(started)}@%h"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
+        )  # fmt: skip
+        process.log_path, process.log_file = log_path, log
+        started.append(process)
         deadline = time.monotonic() + 30
         while "ready." not in log_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("worker did not start:\n" + log_path.read_text()[-3000:])
             time.sleep(0.1)
-        process.log_path = log_path
-        yield process
-    finally:
-        app.conf.task_always_eager = True
-        process.terminate()
+        return process
+
+    yield start
+    app.conf.task_always_eager = True
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+    for process in started:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
+        process.log_file.close()
+
+
+@pytest.fixture
+def celery_worker_process(start_celery_worker):
+    """One real worker process (see start_celery_worker)."""
+    return start_celery_worker()
 
 
 # --- the fake FCM, over real HTTP ---------------------------------------------------------------

@@ -396,8 +396,10 @@ def _normalize(value, schema, path: str):
             out[name] = _normalize(item, schema[name], f"{path}.{name}")
         return out
     if isinstance(schema, _Enum):
-        if isinstance(value, str) and value in schema:
-            return value
+        # Google's JSON front end matches enum names case-insensitively: firebase-admin has
+        # always sent android.priority as "high" / "normal", and FCM accepts it.
+        if isinstance(value, str) and value.upper() in schema:
+            return value.upper()
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(schema):
             return schema[value]
         return _raise(_bad_value(path, "TYPE_ENUM", value))
@@ -666,7 +668,8 @@ def _check_size(raw_message: dict, normalized: dict) -> None:
                 google_error(
                     400,
                     "INVALID_ARGUMENT",
-                    f"Message is too big: {size} bytes; the limit is {limit} bytes.",
+                    # Real FCM says no more than this (captured response), not even the size.
+                    "Request contains an invalid argument.",
                 ),
             )
         )
@@ -1027,6 +1030,12 @@ class _Server(ThreadingHTTPServer):
     def track(self, connection: socket.socket, alive: bool) -> None:
         with self._connections_lock:
             (self._connections.add if alive else self._connections.discard)(connection)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up (timed out, or was killed mid-request) is normal here.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Drop idle keep-alive connections so a stopped fake really stops answering."""
