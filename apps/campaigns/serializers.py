@@ -90,6 +90,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "android_channel_id",
             "sound",
             "badge",
+            "catch_up_window_seconds",
             "scheduled_at",
             "scheduled_local",
             "timezone",
@@ -129,6 +130,14 @@ class CampaignWriteSerializer(serializers.Serializer):
     android_channel_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
     sound = serializers.CharField(required=False, allow_blank=True, max_length=100)
     badge = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    catch_up_window_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=7 * 24 * 3600,
+        help_text="A run that starts later than this after its time (the service was down) is "
+        "recorded as skipped instead of sent. Null: send however late. Default 3600.",
+    )
     scheduled_at = WallClockDateTimeField(
         required=False,
         allow_null=True,

@@ -54,7 +54,9 @@ LOCKED_FIELDS = frozenset(
         "exclusion_dates",
     }
 )
-FREE_FIELDS = frozenset({"name", "description"})
+# Name, description and the catch-up policy (it only governs future runs) change any time.
+FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
+DEFAULT_CATCH_UP_WINDOW_SECONDS = 3600
 OPTION_FIELDS = ("priority", "ttl_seconds", "collapse_key", "android_channel_id", "sound", "badge")
 SCHEDULE_FIELDS = frozenset({"scheduled_at", "timezone", "rrule", "exclusion_dates"})
 NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
@@ -266,6 +268,7 @@ def create_campaign(
     timezone_name: str | None = None,
     rrule: str = "",
     exclusion_dates: Iterable = (),
+    catch_up_window_seconds: int | None = DEFAULT_CATCH_UP_WINDOW_SECONDS,
     **options: Any,
 ) -> Campaign:
     unknown = set(options) - set(OPTION_FIELDS)
@@ -288,6 +291,7 @@ def create_campaign(
         description=description or "",
         topic=topic,
         condition=condition,
+        catch_up_window_seconds=catch_up_window_seconds,
         **_option_values(options),
         **schedule,
     )
@@ -414,6 +418,7 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
         duplicated_from=source,
         name=f"{source.name} (copy)"[:200],
         description=source.description,
+        catch_up_window_seconds=source.catch_up_window_seconds,
         topic=source.topic,
         condition=source.condition,
         timezone=source.timezone,

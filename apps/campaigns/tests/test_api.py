@@ -264,3 +264,24 @@ def test_list_query_count_does_not_depend_on_page_size(api, owner, workspace):
         return len(queries)
 
     assert count_queries(10) == count_queries(100)
+
+
+def test_the_catch_up_window_is_part_of_the_campaign(api):
+    created = api.post(
+        "/api/v1/campaigns",
+        {"name": "Late ok", "target": {"topic": "news"}, "catch_up_window_seconds": None},
+        format="json",
+    ).json()
+    assert created["catch_up_window_seconds"] is None
+    default = api.post(
+        "/api/v1/campaigns", {"name": "x", "target": {"topic": "news"}}, format="json"
+    )
+    assert default.json()["catch_up_window_seconds"] == 3600
+    changed = api.patch(
+        f"/api/v1/campaigns/{created['id']}", {"catch_up_window_seconds": 600}, format="json"
+    )
+    assert changed.status_code == 200 and changed.json()["catch_up_window_seconds"] == 600
+    bad = api.patch(
+        f"/api/v1/campaigns/{created['id']}", {"catch_up_window_seconds": -1}, format="json"
+    )
+    assert bad.status_code == 400
