@@ -361,5 +361,8 @@ LOGGING = {
         "django.request": {"level": "ERROR", "propagate": True},
         "django.server": {"level": "ERROR", "propagate": True},
         "celery": {"level": "INFO", "propagate": True},
+        # One line per outbound request is noise; our services log what matters.
+        "httpx": {"level": "WARNING", "propagate": True},
+        "httpcore": {"level": "WARNING", "propagate": True},
     },
 }
