@@ -13,3 +13,7 @@ class FirebaseConfigAdmin(admin.ModelAdmin):
     exclude = ["encrypted_credentials"]
     readonly_fields = ["project_id", "client_email", "key_fingerprint", "status",
                        "last_tested_at", "last_error"]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        # A connection is made through the API, which validates and verifies the account.
+        return False

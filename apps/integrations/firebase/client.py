@@ -10,6 +10,7 @@
 """
 
 import email.utils
+import hashlib
 import os
 import random
 import threading
@@ -69,6 +70,63 @@ class FcmError(Exception):
         return f"{self.error_code}{status}: {self.message}"
 
 
+# One subclass per FCM error code, so callers can `except Unregistered` where that reads
+# better than comparing `error_code`; every one is still an FcmError with the same fields.
+class InvalidArgument(FcmError):
+    pass
+
+
+class Unregistered(FcmError):
+    pass
+
+
+class SenderIdMismatch(FcmError):
+    pass
+
+
+class QuotaExceeded(FcmError):
+    pass
+
+
+class Unavailable(FcmError):
+    pass
+
+
+class InternalError(FcmError):
+    pass
+
+
+class ThirdPartyAuthError(FcmError):
+    pass
+
+
+class AuthenticationFailed(FcmError):
+    """The token endpoint refused the account, or FCM refused our access token twice."""
+
+
+class TransportFailed(FcmError):
+    """No answer: a timeout or a connection error."""
+
+
+ERROR_CLASSES: dict[str, type[FcmError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "UNREGISTERED": Unregistered,
+    "SENDER_ID_MISMATCH": SenderIdMismatch,
+    "QUOTA_EXCEEDED": QuotaExceeded,
+    "UNAVAILABLE": Unavailable,
+    "INTERNAL": InternalError,
+    "THIRD_PARTY_AUTH_ERROR": ThirdPartyAuthError,
+    "UNAUTHENTICATED": AuthenticationFailed,
+    "AUTH_FAILED": AuthenticationFailed,
+    "TIMEOUT": TransportFailed,
+    "CONNECTION_ERROR": TransportFailed,
+}
+
+
+def fcm_error(code: str, message: str, **fields) -> FcmError:
+    return ERROR_CLASSES.get(code, FcmError)(code, message, **fields)
+
+
 def backoff_seconds(attempt: int) -> float:
     """Google's advice for UNAVAILABLE/INTERNAL: 1, 2, 4, 8 ... seconds, with jitter."""
     base = min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempt - 1))
@@ -98,7 +156,10 @@ class AccessTokens:
         self._http = urllib3.PoolManager(num_pools=4, maxsize=8, timeout=10.0)
 
     def _entry(self, info: dict):
-        key = (info["client_email"], info["private_key_id"], info["token_uri"])
+        # The key itself is part of the identity: an account re-uploaded with a new key (same
+        # email and key id in a hand-edited file) must not reuse the old key's token.
+        key_digest = hashlib.sha256(info["private_key"].encode()).hexdigest()
+        key = (info["client_email"], info["token_uri"], key_digest)
         with self._lock:
             if key not in self._credentials:
                 credentials = service_account.Credentials.from_service_account_info(
@@ -117,12 +178,12 @@ class AccessTokens:
                 try:
                     credentials.refresh(GoogleRequest(self._http))
                 except google_exceptions.RefreshError as exc:
-                    raise FcmError(
+                    raise fcm_error(
                         "AUTH_FAILED",
                         f"The token endpoint refused the service account: {_first_line(exc)}",
                     ) from None
                 except google_exceptions.TransportError as exc:
-                    raise FcmError(
+                    raise fcm_error(
                         "CONNECTION_ERROR",
                         f"The token endpoint could not be reached: {_first_line(exc)}",
                         retryable=True,
@@ -184,8 +245,9 @@ class FcmClient:
         return f"{self.base_url}/v1/projects/{self.project_id}/messages:send"
 
     def fetch_token(self) -> str:
-        """Prove the credentials work (the token endpoint accepts the account)."""
-        return access_tokens.token(self.info)
+        """Prove the credentials work: the token endpoint must accept the account now, so a
+        cached token does not count."""
+        return access_tokens.token(self.info, force_refresh=True)
 
     def send(self, message: dict, *, validate_only: bool = False, attempt: int = 1) -> str:
         """Send one message; return FCM's message name. `attempt` (1-based) sizes the backoff
@@ -213,13 +275,13 @@ class FcmClient:
             )
         except httpx.TimeoutException:
             fcm_requests.labels("TIMEOUT").inc()
-            raise FcmError(
+            raise fcm_error(
                 "TIMEOUT", "FCM did not answer in time.", retryable=True,
                 retry_after=backoff_seconds(attempt),
             ) from None  # fmt: skip
         except httpx.TransportError as exc:
             fcm_requests.labels("CONNECTION_ERROR").inc()
-            raise FcmError(
+            raise fcm_error(
                 "CONNECTION_ERROR", f"FCM could not be reached: {_first_line(exc)}",
                 retryable=True, retry_after=backoff_seconds(attempt),
             ) from None  # fmt: skip
@@ -262,4 +324,7 @@ def _error_from(response: httpx.Response, attempt: int) -> FcmError:
             retry_after = (
                 QUOTA_BACKOFF_SECONDS if code == "QUOTA_EXCEEDED" else backoff_seconds(attempt)
             )
-    return FcmError(code, message, response.status_code, retryable, retry_after)
+    return fcm_error(
+        code, message, http_status=response.status_code, retryable=retryable,
+        retry_after=retry_after,
+    )  # fmt: skip

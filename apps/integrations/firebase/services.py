@@ -67,7 +67,11 @@ def _record_outcome(config: FirebaseConfig, *, error: FcmError | None) -> Fireba
     config.status = ConnectionStatus.ERROR if error else ConnectionStatus.CONNECTED
     config.last_error = str(error)[:1000] if error else ""
     config.last_tested_at = timezone.now()
-    FirebaseConfig.objects.filter(pk=config.pk).update(
+    # Only onto the credentials that were checked: a PUT that replaced them meanwhile keeps
+    # its own outcome (conditional update, not read-check-write).
+    FirebaseConfig.objects.filter(
+        pk=config.pk, encrypted_credentials=config.encrypted_credentials
+    ).update(
         status=config.status,
         last_error=config.last_error,
         last_tested_at=config.last_tested_at,

@@ -3,9 +3,9 @@
     python -m apps.integrations.firebase.fake --host 127.0.0.1 --port 9099 [--token-ttl 3600]
 
 Prints its base URL on stdout and serves until Ctrl-C (or SIGTERM). It trusts only service
-accounts registered with ``POST /_fake/accounts`` (the app's "connect Firebase" flow does that
-for demo accounts); point FCM_BASE_URL at the printed URL and the account's token_uri at
-``<base URL>/token``.
+accounts registered with ``POST /_fake/accounts``; ``make demo-account`` (``manage.py
+demo_service_account``) makes one, registers it and prints the body for
+``PUT /api/v1/integrations/firebase``. Point FCM_BASE_URL at the printed URL.
 """
 
 from __future__ import annotations

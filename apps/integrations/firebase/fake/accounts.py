@@ -25,7 +25,9 @@ def make_demo_service_account(
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     ).decode("ascii")
-    client_email = f"pushpilot-demo@{project_id}.iam.gserviceaccount.com"
+    # A distinct account per call: the fake trusts one key per client_email, so two demo
+    # accounts for the same project (two workspaces on a laptop) must not displace each other.
+    client_email = f"pushpilot-demo-{secrets.token_hex(3)}@{project_id}.iam.gserviceaccount.com"
     return {
         "type": "service_account",
         "project_id": project_id,

@@ -11,6 +11,8 @@ from django.core.management import call_command
 
 from apps.common.models import AuditLog
 from apps.integrations.firebase import crypto
+from apps.integrations.firebase.credentials import parse_service_account
+from apps.integrations.firebase.fake import make_demo_service_account
 from apps.integrations.firebase.models import FirebaseConfig
 from apps.integrations.firebase.selectors import service_account_of
 
@@ -51,18 +53,90 @@ def test_connect_verifies_stores_encrypted_and_never_shows_the_secret(api, demo_
     fragment = secret_fragment(demo_account)
     assert fragment not in api.get(URL).content.decode()
     assert all(fragment not in json.dumps(row.metadata) for row in AuditLog.objects.all())
+    assert caplog.records  # the request lines were captured, so the next check means something
     assert all(fragment not in record.getMessage() for record in caplog.records)
     assert fragment not in repr(config) and fragment not in str(config)
     assert AuditLog.objects.filter(action="firebase.connected").exists()
 
 
-def test_an_account_the_token_endpoint_refuses_is_stored_as_error(api, fake_fcm, demo_account):
-    from apps.integrations.firebase.fake import make_demo_service_account
-
+def test_an_account_the_token_endpoint_refuses_is_stored_as_error(
+    api, fake_fcm, demo_account, caplog
+):
+    caplog.set_level(logging.DEBUG)
     unknown = make_demo_service_account("demo-project", token_uri=fake_fcm.token_uri)
-    body = connect(api, unknown).json()
+    response = connect(api, unknown)
+    assert response.status_code == 200
+    body = response.json()
     assert body["status"] == "error" and "AUTH_FAILED" in body["last_error"]
-    assert unknown["private_key"] not in body["last_error"]
+    assert FirebaseConfig.objects.get().status == "error"  # stored, with the reason
+    fragment = secret_fragment(unknown)
+    assert fragment not in response.content.decode()
+    assert any("firebase_check_failed" in record.getMessage() for record in caplog.records)
+    assert all(fragment not in record.getMessage() for record in caplog.records)
+
+
+def test_reconnecting_checks_the_account_again(api, fake_fcm, demo_account):
+    assert connect(api, demo_account).json()["status"] == "connected"
+    assert connect(api, demo_account).json()["status"] == "connected"
+    assert fake_fcm.token_requests == 2  # a cached token proves nothing about the account now
+    assert FirebaseConfig.objects.count() == 1
+    assert AuditLog.objects.filter(action="firebase.updated").exists()
+
+
+def test_the_file_text_is_accepted_as_well_as_the_object(api, demo_account):
+    response = connect(api, json.dumps(demo_account))
+    assert response.status_code == 200 and response.json()["status"] == "connected"
+
+
+def test_a_body_that_is_not_json_is_400_and_stores_nothing(api, demo_account):
+    text = json.dumps({"project_id": "demo-project", "service_account": demo_account})
+    response = api.generic("PUT", URL, text[:-40], content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "PARSE_ERROR"
+    assert secret_fragment(demo_account) not in response.content.decode()
+    assert not FirebaseConfig.objects.exists()
+
+
+def test_the_admin_never_shows_the_secret(api, demo_account, make_user, client):
+    connect(api, demo_account)
+    config = FirebaseConfig.objects.get()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    pages = [
+        client.get("/admin/firebase/firebaseconfig/"),
+        client.get(f"/admin/firebase/firebaseconfig/{config.pk}/change/"),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert secret_fragment(demo_account) not in html
+        assert config.encrypted_credentials not in html
+    assert config.key_fingerprint in pages[1].content.decode()
+
+
+def _rsa_pem(bits: int) -> str:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def test_the_token_uri_must_be_googles_or_the_configured_stand_ins(
+    api, fake_fcm, demo_account, settings
+):
+    for elsewhere in ("http://169.254.169.254/computeMetadata/v1/", "http://127.0.0.1:5432/"):
+        response = connect(api, {**demo_account, "token_uri": elsewhere})
+        assert response.status_code == 400
+        assert "service_account.token_uri" in response.json()["error"]["details"]
+    assert fake_fcm.token_requests == 0 and not FirebaseConfig.objects.exists()
+    # Against the real FCM, even the fake's token endpoint is refused.
+    settings.FCM_BASE_URL = "https://fcm.googleapis.com"
+    assert connect(api, demo_account).status_code == 400
+    real = {**demo_account, "token_uri": "https://oauth2.googleapis.com/token"}
+    assert parse_service_account(real, project_id="demo-project")[0]["token_uri"] == (
+        "https://oauth2.googleapis.com/token"
+    )
 
 
 def _ec_pem() -> str:
@@ -76,6 +150,8 @@ def _ec_pem() -> str:
     "mutate,field,code",
     [
         (lambda a: "not an object", "service_account", "VALIDATION_ERROR"),
+        (lambda a: json.dumps(a)[:-30], "service_account", "VALIDATION_ERROR"),
+        (lambda a: [a], "service_account", "VALIDATION_ERROR"),
         (lambda a: {**a, "type": "authorized_user"}, "service_account.type", "VALIDATION_ERROR"),
         (
             lambda a: {k: v for k, v in a.items() if k != "client_email"},
@@ -96,8 +172,23 @@ def _ec_pem() -> str:
             "VALIDATION_ERROR",
         ),
         (lambda a: {**a, "project_id": "other-project"}, "project_id", "VALIDATION_ERROR"),
+        (
+            lambda a: {**a, "private_key": _rsa_pem(1024)},
+            "service_account.private_key",
+            "VALIDATION_ERROR",
+        ),
     ],
-    ids=["malformed", "wrong type", "missing field", "not a key", "EC key", "project mismatch"],
+    ids=[
+        "malformed",
+        "truncated file text",
+        "a list",
+        "wrong type",
+        "missing field",
+        "not a key",
+        "EC key",
+        "project mismatch",
+        "1024-bit key",
+    ],
 )
 def test_bad_credentials_are_400_and_store_nothing(api, demo_account, mutate, field, code):
     response = connect(api, mutate(demo_account))
@@ -185,3 +276,17 @@ def test_rotation_reencrypts_and_old_rows_still_decrypt(api, demo_account, setti
     )
     call_command("rotate_firebase_keys")
     assert "Rotated 0 credential(s); 1 already" in capsys.readouterr().out
+
+
+def test_a_late_outcome_does_not_land_on_newer_credentials(api, fake_fcm, demo_account):
+    from apps.integrations.firebase.client import FcmError
+    from apps.integrations.firebase.services import _record_outcome
+
+    connect(api, demo_account)
+    checked = FirebaseConfig.objects.get()  # the credentials a slow check was made with
+    replacement = fake_fcm.new_account("demo-project")
+    assert connect(api, replacement).json()["status"] == "connected"
+    _record_outcome(checked, error=FcmError("AUTH_FAILED", "refused"))
+    current = FirebaseConfig.objects.get()
+    assert current.status == "connected" and current.last_error == ""
+    assert current.client_email == replacement["client_email"]

@@ -1,10 +1,21 @@
 """The FCM client against the fake FCM over real HTTP."""
 
 import datetime as dt
+import email.utils
+import time
 
 import pytest
+from prometheus_client import REGISTRY
 
-from apps.integrations.firebase.client import FcmClient, FcmError, access_tokens, reset_http_client
+from apps.integrations.firebase.client import (
+    ERROR_CLASSES,
+    FcmClient,
+    FcmError,
+    access_tokens,
+    parse_retry_after,
+    reset_http_client,
+)
+from apps.integrations.firebase.fake import make_demo_service_account
 from apps.integrations.firebase.messages import PushContent, build_message
 from apps.integrations.firebase.validation import MessageInvalid
 
@@ -67,6 +78,7 @@ def test_each_error_maps_to_a_typed_error(fake_fcm, demo_account, fault, code, s
         FcmClient(demo_account).send(hello())
     error = info.value
     assert (error.error_code, error.http_status, error.retryable) == (code, status, retryable)
+    assert type(error) is ERROR_CLASSES[code]
     assert (error.retry_after is not None) == retryable
     # Nothing is retried inside the client, and a third-party auth error is not a stale token.
     assert fake_fcm.send_requests == 1 and fake_fcm.token_requests == 1
@@ -128,3 +140,66 @@ def test_a_token_endpoint_refusal_is_not_retryable(fake_fcm, demo_account):
         FcmClient(stranger).send(hello())
     assert info.value.error_code == "AUTH_FAILED" and not info.value.retryable
     assert fake_fcm.send_requests == 0
+
+
+def test_a_new_key_for_the_same_account_gets_its_own_token(fake_fcm, demo_account):
+    FcmClient(demo_account).send(hello())
+    # Same email, key id and token_uri, another key (a re-uploaded, hand-edited file).
+    rekeyed = make_demo_service_account("demo-project", token_uri=fake_fcm.token_uri)
+    rekeyed = {**rekeyed, "client_email": demo_account["client_email"],
+               "private_key_id": demo_account["private_key_id"]}  # fmt: skip
+    fake_fcm.register_account(rekeyed)  # the fake now trusts only the new key for this email
+    FcmClient(rekeyed).send(hello())
+    assert fake_fcm.token_requests == 2
+
+
+def test_fetch_token_always_asks_the_token_endpoint(fake_fcm, demo_account):
+    client = FcmClient(demo_account)
+    client.fetch_token()
+    client.fetch_token()
+    assert fake_fcm.token_requests == 2
+    client.send(hello())  # and sends reuse the fresh token
+    assert fake_fcm.token_requests == 2
+
+
+def test_an_unreachable_fcm_is_a_retryable_connection_error(fake_fcm, demo_account, settings):
+    client = FcmClient(demo_account, base_url="http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(FcmError) as info:
+        client.send(hello())
+    assert info.value.error_code == "CONNECTION_ERROR" and info.value.retryable
+    assert info.value.retry_after is not None
+
+
+def test_retry_after_may_be_an_http_date():
+    assert parse_retry_after("120") == 120
+    in_90_s = email.utils.formatdate(time.time() + 90, usegmt=True)
+    assert 85 <= parse_retry_after(in_90_s) <= 90
+    assert parse_retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_requests_are_counted_by_outcome_and_timed(fake_fcm, demo_account):
+    before = {
+        "success": sample("fcm_requests_total", outcome="success"),
+        "UNREGISTERED": sample("fcm_requests_total", outcome="UNREGISTERED"),
+        "timed": sample("fcm_request_duration_seconds_count"),
+    }
+    client = FcmClient(demo_account)
+    client.send(hello())
+    fake_fcm.inject({"kind": "unregistered"})
+    with pytest.raises(FcmError):
+        client.send(hello())
+    assert sample("fcm_requests_total", outcome="success") == before["success"] + 1
+    assert sample("fcm_requests_total", outcome="UNREGISTERED") == before["UNREGISTERED"] + 1
+    assert sample("fcm_request_duration_seconds_count") == before["timed"] + 2
+
+
+def test_two_demo_accounts_of_one_project_both_work(fake_fcm, demo_account):
+    second = fake_fcm.new_account("demo-project")  # a second workspace on the same laptop
+    FcmClient(second).send(hello())
+    FcmClient(demo_account).send(hello())
+    assert fake_fcm.token_requests == 2 and len(fake_fcm.messages("demo-project")) == 2

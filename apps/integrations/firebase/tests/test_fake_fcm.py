@@ -135,14 +135,17 @@ def test_demo_service_account_is_a_complete_google_json():
     info = make_demo_service_account("acme-1", token_uri="http://x/token")
     assert info["type"] == "service_account"
     assert info["project_id"] == "acme-1"
-    assert info["client_email"] == "pushpilot-demo@acme-1.iam.gserviceaccount.com"
+    assert re.fullmatch(r"pushpilot-demo-[0-9a-f]{6}@acme-1\.iam\.gserviceaccount\.com",
+                        info["client_email"])  # fmt: skip
     assert info["private_key"].startswith("-----BEGIN PRIVATE KEY-----\n")
     assert re.fullmatch(r"[0-9a-f]{40}", info["private_key_id"])
     assert re.fullmatch(r"\d{21}", info["client_id"])
     assert info["token_uri"] == "http://x/token"
-    assert info["client_x509_cert_url"].endswith("pushpilot-demo%40acme-1.iam.gserviceaccount.com")
+    assert info["client_x509_cert_url"].endswith(info["client_email"].replace("@", "%40"))
     assert {"auth_uri", "auth_provider_x509_cert_url", "universe_domain"} <= info.keys()
-    assert make_demo_service_account()["private_key"] != info["private_key"]
+    other = make_demo_service_account("acme-1")
+    assert other["private_key"] != info["private_key"]
+    assert other["client_email"] != info["client_email"]  # never displaces another demo account
 
 
 def test_register_account_rejects_garbage(fake):
@@ -507,6 +510,7 @@ FIVE = " && ".join(f"'t{i}' in topics" for i in range(5))
         {"token": "d", "data": {"my_google": "x", "fromage": "y", "gc": "z"}},
         {"token": "d", "android": {"ttl": "2419200s"}},
         {"token": "d", "android": {"ttl": "1.5s"}},
+        {"token": "d", "android": {"priority": "normal"}},  # firebase-admin's spelling
         {"token": "d", "apns": {"headers": {"apns-collapse-id": "c" * 64}}},
         {"token": "d", "fcm_options": {"analytics_label": "L" * 50}},
         sized({"topic": "news"}, 2048),
@@ -599,6 +603,11 @@ def test_oversized_messages_are_plain_400(fake, send, message):
     assert error["status"] == "INVALID_ARGUMENT"
     assert "details" not in error
     assert fake.messages() == []
+
+
+def test_enum_names_are_matched_case_insensitively(fake, send):
+    assert send({"token": "d", "android": {"priority": "high"}}).status_code == 200
+    assert fake.messages()[-1]["message"]["android"]["priority"] == "HIGH"
 
 
 def test_size_counts_utf8_bytes(send):
