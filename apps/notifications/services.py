@@ -30,7 +30,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.campaigns import services as campaigns
-from apps.campaigns.models import Campaign, CampaignStatus
+from apps.campaigns.models import CampaignStatus
 from apps.common import audit
 from apps.common.errors import InvalidTransition
 from apps.common.logging import get_logger
@@ -107,7 +107,7 @@ def run_job(job_id: str, attempt: int) -> str:
             return _skip_missed(job, attempt, now)
         if campaign.status == CampaignStatus.SCHEDULED:
             try:
-                campaigns.start_run(campaign=campaign)
+                job.campaign = campaign = campaigns.start_run(campaign=campaign)
             except InvalidTransition:
                 return _skip(job, attempt, "The campaign changed state before the run started.")
         if attempt > settings.JOB_MAX_ATTEMPTS:  # the lease kept expiring: a worker keeps dying
@@ -132,10 +132,13 @@ def run_job(job_id: str, attempt: int) -> str:
 
 
 def _send_all(job: ScheduledJob, attempt: int, client: FcmClient) -> str:
+    lease_fresh = True  # run_job has just set it
     for notification in _notifications_for(job, attempt):
         if notification.status in FINAL:
             continue  # sent (or refused for good) by an earlier attempt
-        _renew_lease(job, attempt)
+        if not lease_fresh:
+            _renew_lease(job, attempt)
+        lease_fresh = False
         if notification.content is None:
             _mark_failed(notification, attempt, "CONTENT_DELETED", "The content was deleted.")
             continue
@@ -157,26 +160,38 @@ def _send_all(job: ScheduledJob, attempt: int, client: FcmClient) -> str:
 
 
 def _notifications_for(job: ScheduledJob, attempt: int) -> list[Notification]:
-    """The job's rows, one per content (created on the first attempt), owned by `attempt`."""
+    """The job's rows, one per content, owned by `attempt`: created on the first attempt,
+    found (and taken over, where unfinished) on a re-run."""
     contents = list(job.campaign.contents.order_by("position"))
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                workspace_id=job.workspace_id,
-                campaign_id=job.campaign_id,
-                job=job,
-                content=content,
-                position=content.position,
-                title=content.title,
-                body=content.subtitle,
-            )
-            for content in contents
-        ],
-        ignore_conflicts=True,
-    )
-    rows = Notification.objects.filter(job=job)
-    rows.exclude(status__in=FINAL).update(attempt=attempt, updated_at=timezone.now())
-    return list(rows.select_related("content").order_by("position"))
+    existing = {row.content_id: row for row in Notification.objects.filter(job=job)}
+    missing = [
+        Notification(
+            workspace_id=job.workspace_id,
+            campaign_id=job.campaign_id,
+            job=job,
+            content=content,
+            position=content.position,
+            title=content.title,
+            body=content.subtitle,
+            attempt=attempt,
+        )
+        for content in contents
+        if content.pk not in existing
+    ]
+    # A superseded attempt racing this one makes a row conflict; the ids it kept are then
+    # not ours, its writes match nothing, and this attempt ends as JobLost — never a double send.
+    Notification.objects.bulk_create(missing, ignore_conflicts=True)
+    unfinished = [row.pk for row in existing.values() if row.status not in FINAL]
+    if unfinished:
+        Notification.objects.filter(pk__in=unfinished).exclude(status__in=FINAL).update(
+            attempt=attempt, updated_at=timezone.now()
+        )
+    by_content = {content.pk: content for content in contents}
+    rows = [*existing.values(), *missing]
+    for row in rows:
+        row.attempt = attempt if row.status not in FINAL else row.attempt
+        row.content = by_content.get(row.content_id)
+    return sorted(rows, key=lambda row: row.position)
 
 
 def _renew_lease(job: ScheduledJob, attempt: int) -> None:
@@ -331,7 +346,7 @@ def _failure_summary(job: ScheduledJob) -> str:
 
 
 def _move_campaign_on(job: ScheduledJob, *, succeeded: bool, now: datetime) -> None:
-    campaign = Campaign.objects.get(pk=job.campaign_id)
+    campaign = job.campaign
     if campaign.status != CampaignStatus.RUNNING:
         return  # never started (skipped before start_run)
     # A recurring campaign goes on to its next occurrence even when one run failed; the
