@@ -18,6 +18,17 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def on_starting(server):
+    # Prometheus multiprocess mode: start from an empty directory (stale files would add
+    # the previous run's counts).
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
 def child_exit(server, worker):
     # Prometheus multiprocess mode: forget the metrics files of a worker that has gone.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.common.metrics.MetricsMiddleware",
     "apps.common.middleware.RequestIdMiddleware",
     "apps.common.middleware.TrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -184,6 +185,8 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", "1000/day"),
         "auth": env("THROTTLE_AUTH", "20/min"),
         "ai": env("THROTTLE_AI", "60/min"),
+        # Per ingest key — every install of an app shares its key: size it for the audience.
+        "ingest": env("THROTTLE_INGEST", "600/min"),
     },
     "NUM_PROXIES": env_int("NUM_PROXIES", None),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -333,6 +336,16 @@ AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT", "20"))
 AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 # Ask for `response_format: json_object`; turn off for servers that reject the parameter.
 AI_JSON_MODE = env_bool("AI_JSON_MODE", True)
+
+# --- Analytics ------------------------------------------------------------------------------
+EVENTS_MAX_AGE_DAYS = env_int("EVENTS_MAX_AGE_DAYS", 30)  # older events are rejected
+ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 30)  # dashboard responses
+INGEST_KEY_CACHE_SECONDS = env_int(
+    "INGEST_KEY_CACHE_SECONDS", 5
+)  # key lookups (revocation delay with local caches)
+# Optional bearer token for /metrics. Metrics from several processes (gunicorn workers,
+# Celery, the dispatcher) are merged when they share PROMETHEUS_MULTIPROC_DIR.
+METRICS_TOKEN = env("METRICS_TOKEN", "")
 
 # --- Error tracking -------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", "")

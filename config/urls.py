@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from apps.common import api as common_api
 from apps.common import ops
+from apps.common.metrics import metrics_view
 from apps.common.views import api_not_found
 
 router = SimpleRouter(trailing_slash="")
@@ -25,6 +26,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

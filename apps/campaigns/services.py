@@ -8,6 +8,8 @@ apps.campaigns.state_machine.transition only.
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -143,16 +145,47 @@ def delivery_options_of(values: Mapping[str, Any]) -> DeliveryOptions:
     )
 
 
+# Every message carries these in its data so the app can report events about it (POST
+# /events with notification_id). Validation builds messages with a same-length placeholder,
+# so a campaign that schedules is never refused for size when it is sent.
+NOTIFICATION_ID_KEY = "pushpilot_notification_id"
+CAMPAIGN_ID_KEY = "pushpilot_campaign_id"
+_PLACEHOLDER_ID = uuid.UUID(int=0)
+
+
+def _build(
+    content: Mapping[str, Any],
+    *,
+    topic: str,
+    condition: str,
+    options: Mapping[str, Any],
+    notification_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+) -> dict:
+    delivery = dataclasses.replace(
+        delivery_options_of(options),
+        extra_data={NOTIFICATION_ID_KEY: str(notification_id), CAMPAIGN_ID_KEY: str(campaign_id)},
+    )
+    return build_message(
+        content=_push_content(content),
+        options=delivery,
+        topic=topic or None,
+        condition=condition or None,
+        collapse_id=str(notification_id),  # a resend shows once on the device
+    )
+
+
 def message_for(
-    campaign: Campaign, content: CampaignContent, *, collapse_id: str | None = None
+    campaign: Campaign, content: CampaignContent, *, notification_id: uuid.UUID
 ) -> dict:
     """The FCM message one content of this campaign is sent as (validated by the builder)."""
-    return build_message(
-        content=_push_content(_content_values(content)),
-        options=delivery_options_of({name: getattr(campaign, name) for name in OPTION_FIELDS}),
-        topic=campaign.topic or None,
-        condition=campaign.condition or None,
-        collapse_id=collapse_id,
+    return _build(
+        _content_values(content),
+        topic=campaign.topic,
+        condition=campaign.condition,
+        options={name: getattr(campaign, name) for name in OPTION_FIELDS},
+        notification_id=notification_id,
+        campaign_id=campaign.pk,
     )
 
 
@@ -168,7 +201,6 @@ def _validate_contents(
     if len(contents) > MAX_CONTENTS:
         raise ValidationFailed.on("contents", f"At most {MAX_CONTENTS} contents per campaign.")
     errors: list[dict[str, list[str]]] = []
-    delivery = delivery_options_of(options)
     for content in contents:
         item: dict[str, list[str]] = {}
         try:
@@ -176,11 +208,13 @@ def _validate_contents(
                 fcm.validate_data(dict(content["data"]))
             if content.get("analytics_label"):
                 fcm.validate_analytics_label(content["analytics_label"])
-            build_message(
-                content=_push_content(content),
-                options=delivery,
-                topic=topic or None,
-                condition=condition or None,
+            _build(
+                content,
+                topic=topic,
+                condition=condition,
+                options=options,
+                notification_id=_PLACEHOLDER_ID,
+                campaign_id=_PLACEHOLDER_ID,
             )
         except fcm.MessageInvalid as exc:
             item.setdefault(_content_error_field(exc.field), []).append(exc.message)

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -84,6 +85,10 @@ def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+
+    if isinstance(exc, RequestDataTooBig):
+        body = error_body("PAYLOAD_TOO_LARGE", "The request body is too large (limit 1 MiB).")
+        return Response(body, status=413)
 
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, exc.details)

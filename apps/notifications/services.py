@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps.analytics.rollups import record_notification_outcome
 from apps.campaigns import services as campaigns
 from apps.campaigns.models import CampaignStatus
 from apps.common import audit
@@ -145,7 +146,7 @@ def _send_all(job: ScheduledJob, attempt: int, client: FcmClient) -> str:
         _mark_sending(notification, attempt)
         try:
             message = campaigns.message_for(
-                job.campaign, notification.content, collapse_id=str(notification.pk)
+                job.campaign, notification.content, notification_id=notification.pk
             )
             name = client.send(message, attempt=attempt)
         except MessageInvalid as exc:
@@ -245,7 +246,9 @@ def _mark_failed(notification: Notification, attempt: int, code: str, message: s
 
 
 def _count(notification: Notification, status: str, at: datetime, code: str = "") -> None:
-    """Metrics after commit (a rolled-back write was never sent or failed)."""
+    """The hourly rollup in the same transaction as the status change (which happens once
+    per notification); metrics after commit (a rolled-back write was never sent or failed)."""
+    record_notification_outcome(notification, status, at)
     if status == NotificationStatus.SENT:
         transaction.on_commit(notifications_sent_total.inc)
     else:

@@ -338,3 +338,31 @@ def test_a_cancelled_campaign_cannot_start(connected, make_campaign, owner, tomo
     services.cancel_campaign(campaign=campaign, actor=owner)
     with pytest.raises(InvalidTransition):
         services.start_run(campaign=stale)
+
+
+def test_a_content_that_validates_is_never_too_big_to_send(workspace, owner):
+    """Validation builds the message exactly as the engine sends it (ids and collapse
+    identity included), so the largest accepted content still fits FCM's 2048 bytes."""
+    import uuid
+
+    from apps.common.errors import ApplicationError
+    from apps.integrations.firebase.validation import message_size
+
+    def create(length: int):
+        return services.create_campaign(
+            workspace=workspace, actor=owner, name="Big", topic="news",
+            contents=[{"title": "T", "subtitle": "x" * length}],
+        )  # fmt: skip
+
+    low, high = 0, 2048  # the largest length that validates, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            create(middle)
+            low = middle
+        except ApplicationError:
+            high = middle - 1
+    campaign = create(low)
+    message = services.message_for(campaign, campaign.contents.get(), notification_id=uuid.uuid4())
+    assert message_size(message) <= 2048
+    assert message["data"]["pushpilot_campaign_id"] == str(campaign.pk)

@@ -118,3 +118,9 @@ def test_every_response_carries_a_request_id(api):
     # Garbage (or log-injection attempts) is replaced, not echoed.
     hostile = api.get("/api/v1/me", HTTP_X_REQUEST_ID="bad id\nwith newline")
     assert hostile["X-Request-ID"] != "bad id\nwith newline"
+
+
+def test_413_for_oversized_bodies_on_any_endpoint(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/api/v1/campaigns", {"name": "x" * 2000}, format="json")
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")

@@ -23,6 +23,7 @@ NOT_WORKSPACE_SCOPED = {
     "me": "the caller's own profile",
     "workspace-list": "the caller's memberships; creating a new workspace",
     "invitation-accept": "the token names the workspace; the invitee is not a member yet",
+    "events-ingest": "the ingest key names the workspace (apps send no JWT)",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 

@@ -66,7 +66,8 @@ def build_message(
     if content.image_url:
         notification["image"] = content.image_url
     message["notification"] = notification
-    data = {**options.extra_data, **(content.data or {})}
+    # System data (extra_data: ids apps report events with) wins over the content's own keys.
+    data = {**(content.data or {}), **options.extra_data}
     if content.link:
         data.setdefault("link", content.link)  # mobile apps open deep links from data
     if data:

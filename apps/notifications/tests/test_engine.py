@@ -64,6 +64,9 @@ def test_a_campaign_is_sent_once_per_content_and_completes(scheduled, run_due, f
         assert message["message"]["apns"]["headers"]["apns-collapse-id"] == collapse
         assert message["message"]["android"]["notification"]["tag"] == collapse
         assert notification.fcm_message_id.endswith(message["message_id"])
+        # The app reports opens with these (POST /events).
+        assert message["message"]["data"]["pushpilot_notification_id"] == str(notification.pk)
+        assert message["message"]["data"]["pushpilot_campaign_id"] == str(campaign.pk)
     assert notifications_sent_total._value.get() == sent_before + 2
     assert AuditLog.objects.filter(action="job.completed", target_id=str(job.pk)).exists()
     assert run_due(job.run_at + timedelta(hours=1)) == []  # nothing left

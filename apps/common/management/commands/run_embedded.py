@@ -38,7 +38,7 @@ def embedded_services(port: int, *, with_fake_fcm: bool) -> list[Service]:
         Service(
             "web",
             [
-                python, "-m", "gunicorn", "config.wsgi:application",
+                python, "-m", "gunicorn", "config.wsgi:application", "--config", "gunicorn.conf.py",
                 "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
             ],
         ),
@@ -65,6 +65,9 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # No FCM configured: send to the local fake, so the whole flow works offline.
         with_fake_fcm = "FCM_BASE_URL" not in os.environ
+        # One /metrics for all processes: web, worker and dispatcher share a metrics directory
+        # (gunicorn empties it when it starts).
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.VAR_DIR / "prometheus"))
         if with_fake_fcm:
             env["FCM_BASE_URL"] = f"http://127.0.0.1:{FAKE_FCM_PORT}"
         children: dict[str, subprocess.Popen] = {}

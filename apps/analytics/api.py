@@ -1,0 +1,252 @@
+"""Analytics endpoints: HTTP in and out only (rules in services, reads in selectors)."""
+
+import csv
+import io
+from types import SimpleNamespace
+
+import structlog
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.analytics import selectors, services
+from apps.analytics.authentication import (
+    BoundedJSONParser,
+    HasIngestKey,
+    IngestKeyAuthentication,
+    IngestKeyThrottle,
+)
+from apps.analytics.models import IngestKey
+from apps.analytics.serializers import (
+    CampaignAnalyticsSerializer,
+    CampaignStatsSerializer,
+    EventBatchSerializer,
+    IngestKeyCreateSerializer,
+    IngestKeySerializer,
+    IngestKeyWithSecretSerializer,
+    IngestResultSerializer,
+    OverviewQuerySerializer,
+    OverviewSerializer,
+)
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common.errors import ValidationFailed
+from apps.common.serializers import ErrorSerializer
+from apps.common.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
+from apps.common.transactions import OutsideRequestTransaction
+from apps.workspaces.models import Role
+
+
+# --- ingestion --------------------------------------------------------------------------------
+class EventIngestView(OutsideRequestTransaction, APIView):
+    """`POST /events` from apps, authenticated by an ingest key (no JWT, no workspace header).
+
+    Outside the request transaction: the service's own transaction covers exactly the insert
+    and the rollup upsert, so the rollup rows every concurrent batch touches are locked only
+    for those two statements, not while the request is parsed and the response rendered.
+    """
+
+    authentication_classes = [IngestKeyAuthentication]
+    permission_classes = [HasIngestKey]
+    throttle_classes = [IngestKeyThrottle]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        summary="Report app events (ingest key)",
+        description="1 to 1000 events. Each is validated on its own: invalid ones are counted "
+        "in `rejected` and described in `errors`, valid ones are stored; an id already "
+        "received (for this workspace) counts as a duplicate and changes nothing. Bodies over "
+        "1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key (429 THROTTLED).",
+        request=EventBatchSerializer,
+        responses={
+            202: IngestResultSerializer,
+            413: OpenApiResponse(ErrorSerializer, description="PAYLOAD_TOO_LARGE"),
+        },
+    )
+    def post(self, request):
+        principal = request.auth
+        structlog.contextvars.bind_contextvars(
+            workspace_id=str(principal.workspace_id), ingest_key=principal.prefix
+        )
+        # The access-log line names the workspace (it only reads `.pk`; no query for it).
+        request._request.workspace = SimpleNamespace(pk=principal.workspace_id)
+        result = services.ingest_events(workspace_id=principal.workspace_id, payload=request.data)
+        return Response(IngestResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- ingest keys ------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="Ingest keys of the workspace (admins)"),
+    retrieve=extend_schema(summary="An ingest key (admins)"),
+)
+class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    """Write-only credentials for apps to report events. Admins only; the secret is returned
+    once, by create and rotate."""
+
+    queryset = IngestKey.objects.all()
+    serializer_class = IngestKeySerializer
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    http_method_names = ["get", "post", "head", "options"]
+
+    def refine_queryset(self, queryset):
+        return queryset.order_by("-created_at")
+
+    @extend_schema(
+        summary="Create an ingest key (the secret is shown once)",
+        request=IngestKeyCreateSerializer,
+        responses={201: IngestKeyWithSecretSerializer},
+    )
+    def create(self, request):
+        serializer = IngestKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.create_ingest_key(
+            workspace=self.workspace, actor=request.user, **serializer.validated_data
+        )
+        return self._issued(issued, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Give a key a new secret (shown once); the old one stops working",
+        request=None,
+        responses={200: IngestKeyWithSecretSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        issued = services.rotate_ingest_key(key=self.get_object(), actor=request.user)
+        return self._issued(issued, status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Revoke a key for good (immediately)", request=None, responses=IngestKeySerializer
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        key = services.revoke_ingest_key(key=self.get_object(), actor=request.user)
+        return Response(IngestKeySerializer(key).data)
+
+    @staticmethod
+    def _issued(issued: services.IssuedKey, status_code: int) -> Response:
+        body = {**IngestKeySerializer(issued.key).data, "secret": issued.secret}
+        return Response(body, status=status_code)
+
+
+# --- stats ------------------------------------------------------------------------------------
+class CampaignStatsView(WorkspaceScopedAPIView):
+    """Counts and rates of one campaign, in total and per content (from hourly rollups)."""
+
+    @extend_schema(summary="A campaign's stats", responses=CampaignStatsSerializer)
+    def get(self, request, campaign_id):
+        stats = selectors.campaign_stats(workspace=self.workspace, campaign_id=campaign_id)
+        return Response(CampaignStatsSerializer(stats).data)
+
+
+CSV_COLUMNS = (
+    "content_position", "content_id", "title", "sent", "failed", "delivered", "opened",
+    "clicked", "dismissed", "conversions", "failure_rate", "open_rate", "click_rate",
+    "click_through_rate", "dismiss_rate", "conversion_rate",
+)  # fmt: skip
+
+
+class CampaignStatsCsvView(WorkspaceScopedAPIView):
+    """The same figures as /stats, one row per content and a `total` row, for spreadsheets."""
+
+    @extend_schema(
+        summary="A campaign's stats as CSV",
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request, campaign_id):
+        stats = selectors.campaign_stats(workspace=self.workspace, campaign_id=campaign_id)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in [*stats["contents"], {**stats["totals"], "position": "total"}]:
+            writer.writerow(
+                [
+                    row["position"] if row["position"] is not None else "",
+                    row.get("content_id") or "",
+                    _spreadsheet_safe(row.get("title") or ""),
+                    *(row[name] for name in CSV_COLUMNS[3:10]),
+                    *("" if row["rates"][name] is None else row["rates"][name]
+                      for name in CSV_COLUMNS[10:]),
+                ]
+            )  # fmt: skip
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="campaign-{stats["campaign_id"]}-stats.csv"'
+        )
+        return response
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Titles are user input: a leading = + - @ would run as a formula in a spreadsheet."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Campaigns with their counts and rates (from rollups)",
+        parameters=[OpenApiParameter("status", str, enum=CampaignStatus.values)],
+    )
+)
+class CampaignAnalyticsViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+    """The campaign list a dashboard shows: newest first, each with its sent / failed /
+    delivered / opened / clicked / dismissed / conversion counts and rates."""
+
+    queryset = Campaign.objects.all()
+    serializer_class = CampaignAnalyticsSerializer
+
+    def refine_queryset(self, queryset):
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted not in CampaignStatus.values:
+                raise ValidationFailed.on("status", f"One of {', '.join(CampaignStatus.values)}.")
+            queryset = queryset.filter(status=wanted)
+        return queryset.order_by("-created_at")
+
+    def list(self, request):
+        params = {"query": sorted(request.query_params.lists()), "host": request.get_host()}
+        return Response(selectors.cached("campaigns", self.workspace.pk, params, self._page))
+
+    def _page(self):
+        page = self.paginate_queryset(self.get_queryset())
+        counts = selectors.counts_for_campaigns(
+            workspace=self.workspace, campaign_ids=[campaign.pk for campaign in page]
+        )
+        rows = [
+            {"id": c.pk, "name": c.name, "status": c.status, "scheduled_at": c.scheduled_at,
+             "last_run_at": c.last_run_at, "created_at": c.created_at, "stats": counts[c.pk]}
+            for c in page
+        ]  # fmt: skip
+        data = CampaignAnalyticsSerializer(rows, many=True).data
+        return self.get_paginated_response(data).data
+
+
+class OverviewView(WorkspaceScopedAPIView):
+    """Totals and a zero-filled series for the workspace, in local-time buckets."""
+
+    @extend_schema(
+        summary="Workspace analytics overview",
+        parameters=[OverviewQuerySerializer],
+        responses=OverviewSerializer,
+    )
+    def get(self, request):
+        query = OverviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        window = selectors.overview_window(
+            zone_name=data.get("timezone") or self.workspace.timezone,
+            interval=data["interval"],
+            start=data.get("from"),
+            end=data.get("to"),
+            now=timezone.now(),
+        )
+        body = selectors.overview(workspace=self.workspace, window=window)
+        return Response(OverviewSerializer(body).data)

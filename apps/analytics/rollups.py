@@ -1,0 +1,94 @@
+"""Hourly rollups, kept current in the transaction that records what they count.
+
+Freshness: a rollup changes in the same transaction as the events or the notification
+outcome it counts, so the stats are exact as soon as that transaction commits (dashboard
+responses are then cached for ANALYTICS_CACHE_SECONDS).
+
+Each call aggregates in Python first and writes ONE multi-row statement:
+
+    INSERT INTO analytics_eventrollup (...) VALUES (...), (...)
+    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket)
+    DO UPDATE SET count = analytics_eventrollup.count + excluded.count, ...
+
+(PostgreSQL and SQLite >= 3.24 share this syntax). The rows are sorted by their key, so two
+transactions that touch the same buckets lock them in the same order and cannot deadlock.
+"""
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from apps.analytics import bulk
+from apps.analytics.models import NIL_UUID, EventRollup
+
+OUTCOMES = ("sent", "failed")
+
+# (workspace_id, campaign_id, content_id, event_type, bucket)
+BucketKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID, str, datetime]
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of the UTC hour that contains `moment` (an aware datetime)."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_key(
+    workspace_id, campaign_id, content_id, event_type: str, moment: datetime
+) -> BucketKey:
+    return (
+        _as_uuid(workspace_id),
+        _as_uuid(campaign_id) if campaign_id else NIL_UUID,
+        _as_uuid(content_id) if content_id else NIL_UUID,
+        event_type,
+        hour_of(moment),
+    )
+
+
+def increment(counts: Counter[BucketKey] | dict[BucketKey, int]) -> int:
+    """Add `counts` to their buckets; returns how many distinct buckets were written.
+
+    Call it inside the transaction that wrote what is being counted.
+    """
+    items = sorted((key, n) for key, n in counts.items() if n > 0)
+    if not items:
+        return 0
+    now = timezone.now()
+    table = connection.ops.quote_name(EventRollup._meta.db_table)
+    bulk.insert(
+        EventRollup,
+        ("id", "created_at", "updated_at", "workspace", "campaign_id", "content_id",
+         "event_type", "bucket", "count"),
+        [(uuid.uuid4(), now, now, *key, n) for key, n in items],
+        conflict=("workspace", "campaign_id", "content_id", "event_type", "bucket"),
+        on_conflict=f'UPDATE SET "count" = {table}."count" + excluded."count", '
+        '"updated_at" = excluded."updated_at"',
+    )  # fmt: skip
+    return len(items)
+
+
+def record_notification_outcome(notification, status: str, at: datetime) -> None:
+    """Count one notification that became `sent` or `failed` at `at`.
+
+    The sending engine calls this in the transaction that moves the notification to its
+    final status (that move is conditional, so it happens once per notification).
+    """
+    if status not in OUTCOMES:
+        raise ValueError(f"status must be one of {OUTCOMES}, not {status!r}")
+    increment(
+        {
+            bucket_key(
+                notification.workspace_id,
+                notification.campaign_id,
+                notification.content_id,
+                status,
+                at,
+            ): 1
+        }
+    )
+
+
+def _as_uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -1,0 +1,66 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.analytics import services
+from apps.campaigns.services import create_campaign
+from apps.notifications.models import Notification, ScheduledJob
+
+
+@pytest.fixture
+def make_key(owner):
+    def _make(workspace, name="iOS app"):
+        return services.create_ingest_key(workspace=workspace, actor=owner, name=name)
+
+    return _make
+
+
+@pytest.fixture
+def ingest_key(make_key, workspace):
+    return make_key(workspace)
+
+
+@pytest.fixture
+def app_client():
+    """What an app is: no JWT, no workspace header, only its ingest key."""
+
+    def _client(secret: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_X_PUSHPILOT_KEY=secret)
+        return client
+
+    return _client
+
+
+@pytest.fixture
+def app(app_client, ingest_key):
+    return app_client(ingest_key.secret)
+
+
+@pytest.fixture
+def make_sent_campaign(owner):
+    """A campaign with `contents` contents and one run whose notifications exist (pending)."""
+
+    def _make(workspace, contents=2, name="Launch", actor=None):
+        campaign = create_campaign(
+            workspace=workspace,
+            actor=actor or owner,
+            name=name,
+            topic="news",
+            contents=[{"title": f"Title {i}", "subtitle": f"Body {i}"} for i in range(contents)],
+        )
+        job = ScheduledJob.objects.create(
+            workspace=workspace, campaign=campaign, run_at=timezone.now() - timedelta(hours=1)
+        )
+        notifications = [
+            Notification.objects.create(
+                workspace=workspace, campaign=campaign, job=job, content=content,
+                position=content.position, title=content.title,
+            )
+            for content in campaign.contents.order_by("position")
+        ]  # fmt: skip
+        return campaign, notifications
+
+    return _make
