@@ -130,7 +130,48 @@ def run(base: str, fake: str) -> None:
 
 
 def extra_steps(api: httpx.Client, campaign_id: str, notification_id: str) -> None:
-    """Stats and ingestion, through the analytics API."""
+    step("stats show it sent")
+    stats = wait_for("stats to count the send", lambda: _totals(api, campaign_id, "sent"))
+    print(f"   sent={stats['sent']} opened={stats['opened']}")
+
+    step("the app reports an open with an ingest key")
+    key = expect(api.post("/ingest-keys", json={"name": "Smoke app"}), 201)["secret"]
+    event = {
+        "id": f"open-{notification_id}",
+        "type": "opened",
+        "notification_id": notification_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "platform": "android",
+    }
+    ingest = httpx.post(
+        str(api.base_url).rstrip("/") + "/events", json={"events": [event]},
+        headers={"X-PushPilot-Key": key}, timeout=10,
+    )  # fmt: skip
+    result = expect(ingest, 202)
+    if result["accepted"] != 1:
+        raise SmokeFailed(f"the open was not accepted: {result}")
+
+    step("stats show the open")
+    stats = wait_for("stats to count the open", lambda: _totals(api, campaign_id, "opened"))
+    print(f"   sent={stats['sent']} opened={stats['opened']}")
+
+    step("/metrics counts the send (worker metrics merged into the web's)")
+    base = str(api.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+    sent = wait_for(
+        "notifications_sent_total in /metrics", lambda: _metric(base, "notifications_sent_total")
+    )
+    print(f"   notifications_sent_total {sent}")
+
+
+def _metric(base: str, name: str) -> float | None:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values and values[0] >= 1 else None
+
+
+def _totals(api: httpx.Client, campaign_id: str, counter: str) -> dict | None:
+    totals = expect(api.get(f"/campaigns/{campaign_id}/stats"), 200)["totals"]
+    return totals if totals[counter] >= 1 else None
 
 
 def _ok(url: str) -> bool:
@@ -146,6 +187,8 @@ def main() -> int:
         **os.environ,
         "PORT": str(port),
         "FAKE_FCM_PORT": str(fake_port),
+        # Dashboards are cached (30 s by default); the smoke reads them twice within seconds.
+        "ANALYTICS_CACHE_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("FCM_BASE_URL", None)  # always the fake
