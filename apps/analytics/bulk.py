@@ -129,6 +129,9 @@ def insert_events_and_count(workspace_id, events, now) -> Counter[str]:
     rollups, in one statement; returns the number of new events of each type."""
     from apps.analytics.models import NIL_UUID
 
+    # One order for every batch: two batches sharing event ids then take the unique-index
+    # locks in the same order and wait for each other instead of deadlocking.
+    events = sorted(events, key=lambda event: event.event_id)
     params = {
         "now": now,
         "workspace": workspace_id,

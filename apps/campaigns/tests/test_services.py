@@ -351,7 +351,7 @@ def test_a_content_that_validates_is_never_too_big_to_send(workspace, owner):
     def create(length: int):
         return services.create_campaign(
             workspace=workspace, actor=owner, name="Big", topic="news",
-            contents=[{"title": "T", "subtitle": "x" * length}],
+            contents=[{"title": "T", "subtitle": "Body", "data": {"blob": "x" * length}}],
         )  # fmt: skip
 
     low, high = 0, 2048  # the largest length that validates, by bisection
