@@ -1,38 +1,16 @@
 """Concurrent batches on PostgreSQL: real sessions, row locks and unique-index waits."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.analytics import services
 from apps.analytics.models import AnalyticsEvent, EventRollup
 from apps.analytics.tests.factories import event
+from apps.common.testing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(*operations):
-    barrier = threading.Barrier(len(operations))
-    outcomes: list = [None] * len(operations)
-
-    def run(index, operation):
-        try:
-            barrier.wait()
-            outcomes[index] = operation()
-        except Exception as exc:  # reported through the outcome, asserted below
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(operations)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def test_overlapping_batches_count_every_event_once(workspace, make_sent_campaign):

@@ -1,40 +1,17 @@
 """Racing requests on one campaign (PostgreSQL: real row locks and concurrent sessions)."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.campaigns import services
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import ApplicationError
+from apps.common.testing import race
 from apps.notifications.models import JobStatus, ScheduledJob
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(*operations):
-    """Run the operations at the same moment, each in its own thread and connection."""
-    barrier = threading.Barrier(len(operations))
-    outcomes: list = [None] * len(operations)
-
-    def run(index, operation):
-        try:
-            barrier.wait()
-            outcomes[index] = operation()
-        except ApplicationError as exc:
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(operations)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 @pytest.mark.parametrize("attempt", range(3))
