@@ -36,7 +36,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,14 +44,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import redis
+from benchlib import PYTHON, ROOT, free_port, log, migrate, percentile, recreate_database
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 CLAIM_BATCH = 200  # the dispatcher's default DISPATCH_BATCH_SIZE; the baseline uses the same
@@ -62,10 +60,6 @@ TARGET_P99_LATENESS = 1.0
 TARGET_SEND_RATIO = 0.5
 TARGET_CLAIM_RATIO = 0.3
 TARGET_RSS_GROWTH = 0.20
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -120,12 +114,6 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(list(self.running)):
             self.stop(process)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_kb(pid: int) -> int:
@@ -197,30 +185,7 @@ def cpu_used(before: dict, after: dict) -> dict[str, float]:
     }
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 # --- database and broker ----------------------------------------------------------------------
-def recreate_database(database_url: str) -> None:
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
 
 
 def flush_redis(redis_url: str) -> None:

@@ -72,9 +72,3 @@ class InvalidTransition(ApplicationError):
             f"Cannot go from '{current}' to '{target}'.",
             details={"from": current, "to": target, "allowed": sorted(allowed)},
         )
-
-
-class ServiceUnavailable(ApplicationError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    code = "SERVICE_UNAVAILABLE"
-    message = "A dependency is unavailable; try again shortly."

@@ -6,6 +6,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import JsonResponse
 
+from apps.common.exceptions import error_response
 from apps.common.logging import get_logger
 
 logger = get_logger("pushpilot.ops")
@@ -58,12 +59,6 @@ def readyz(request):
             results[name] = "unavailable"
             failing.append(name)
     if failing:
-        body = {
-            "error": {
-                "code": "SERVICE_UNAVAILABLE",
-                "message": f"Not ready: {', '.join(failing)} unreachable.",
-                "details": {"checks": results},
-            }
-        }
-        return JsonResponse(body, status=503)
+        message = f"Not ready: {', '.join(failing)} unreachable."
+        return error_response("SERVICE_UNAVAILABLE", message, 503, {"checks": results})
     return JsonResponse({"status": "ok", "checks": results})
