@@ -121,22 +121,102 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def worker_env():
-    """Extra environment for real worker processes (override in a test module)."""
+    """Extra environment for real processes (override in a test module)."""
     return {}
 
 
-@pytest.fixture
-def start_celery_worker(transactional_db, tmp_path, worker_env):
-    """Start real `celery worker` processes on Redis, sharing the test database.
+class RealProcesses:
+    """Real PushPilot processes (Celery workers, dispatchers) on PostgreSQL + Redis, sharing
+    the test database. Each runs in its own process group (a prefork worker's pool goes with
+    it), logs to a file, and is stopped at teardown."""
 
-    Returns a function that starts one more worker and returns its Popen (with `.log_path`).
-    While any runs, eager mode is off: the test enqueues through the real broker, and the
-    workers' writes are visible to the test's queries. All are stopped at teardown.
-    """
+    def __init__(self, tmp_path, env: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.env = env
+        self.started: list = []
+
+    def start(self, name: str, argv: list[str], *, ready: str, **env: str):
+        import subprocess
+        import time
+
+        log_path = self.tmp_path / f"{name}-{len(self.started)}.log"
+        log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
+        process = subprocess.Popen(
+            argv, env={**self.env, **{k: str(v) for k, v in env.items()}}, stdout=log,
+            stderr=subprocess.STDOUT, cwd=settings.BASE_DIR, start_new_session=True,
+        )  # fmt: skip
+        process.name, process.log_path, process.log_file = name, log_path, log
+        self.started.append(process)
+        deadline = time.monotonic() + 60
+        while ready not in log_path.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.1)
+        return process
+
+    def worker(self, concurrency: int = 2, **env: str):
+        import os
+        import sys
+
+        return self.start(
+            "worker",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
+             "notifications,default", "--concurrency", str(concurrency), "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--hostname", f"test-{os.getpid()}-{len(self.started)}@%h"],
+            ready="ready.", **env,
+        )  # fmt: skip
+
+    def dispatcher(self, **env: str):
+        import sys
+
+        return self.start(
+            "dispatcher", [sys.executable, "manage.py", "dispatch"], ready="dispatcher_started",
+            **env,
+        )  # fmt: skip
+
+    @staticmethod
+    def signal(process, signum) -> None:
+        """Signal the whole process group (a prefork worker and its pool)."""
+        import os
+
+        os.killpg(process.pid, signum)
+
+    def kill(self, process) -> None:
+        import signal
+
+        self.signal(process, signal.SIGKILL)
+        process.wait()
+
+    def alive(self, process) -> bool:
+        return process.poll() is None
+
+    def stop_all(self) -> None:
+        import contextlib
+        import signal
+        import subprocess
+
+        for process in self.started:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.signal(process, signal.SIGCONT)
+                    self.signal(process, signal.SIGTERM)
+        for process in self.started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.signal(process, signal.SIGKILL)
+                process.wait()
+            process.log_file.close()
+
+
+@pytest.fixture
+def real_processes(transactional_db, tmp_path, worker_env):
+    """Start real processes on PostgreSQL and Redis (see RealProcesses). While any run, eager
+    mode is off: what the test enqueues goes through the real broker, and the processes'
+    writes are visible to the test's queries."""
     import os
-    import subprocess
-    import sys
-    import time
 
     from config.celery import app
 
@@ -144,43 +224,22 @@ def start_celery_worker(transactional_db, tmp_path, worker_env):
         not settings.REDIS_URL
         or settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
     ):
-        pytest.skip("a real worker needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
+        pytest.skip("real processes need PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL,
            "PYTHONUNBUFFERED": "1", **worker_env}  # fmt: skip
-    started: list = []
+    processes = RealProcesses(tmp_path, env)
     app.conf.task_always_eager = False
-
-    def start():
-        log_path = tmp_path / f"worker-{len(started)}.log"
-        log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", "notifications,default",
-             "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}-{len(started)}@%h"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
-        )  # fmt: skip
-        process.log_path, process.log_file = log_path, log
-        started.append(process)
-        deadline = time.monotonic() + 30
-        while "ready." not in log_path.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("worker did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.1)
-        return process
-
-    yield start
+    yield processes
     app.conf.task_always_eager = True
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        process.log_file.close()
+    processes.stop_all()
+
+
+@pytest.fixture
+def start_celery_worker(real_processes):
+    """Start one more real `celery worker` process (see real_processes); returns its Popen."""
+    return real_processes.worker
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -22,21 +22,36 @@ app.conf.update(
     # consume `notifications` alone so housekeeping never delays a send.
     task_queues=(Queue("notifications"), Queue("default")),
     task_default_queue="default",
-    task_routes={"apps.notifications.tasks.run_campaign_job": {"queue": "notifications"}},
+    task_routes={"apps.notifications.tasks.send_deliveries": {"queue": "notifications"}},
     broker_connection_retry_on_startup=True,
     # Sending is at-least-once by design and made exactly-once per notification by the
-    # database (one row per job and content, conditional on the job's attempt): acknowledge
+    # database (one row per delivery and content, conditional on the claim token): acknowledge
     # a task only after it ran, and give the message back if the worker process dies.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
-    # One message at a time per worker process: a long send never hides queued jobs from
-    # idle workers, and a dying worker strands at most one.
+    # One batch message at a time per worker process: a long batch never hides queued ones
+    # from idle workers, and a dying worker strands at most one.
     worker_prefetch_multiplier=1,
     # The broker's visibility timeout is set in settings (CELERY_BROKER_TRANSPORT_OPTIONS).
-    # A task that hangs is killed: the job's lease then expires and the reaper retries it.
+    # A task that hangs is killed: its deliveries' lease then expires and the reaper returns
+    # them for another claim.
     task_soft_time_limit=300,
     task_time_limit=330,
     # Keep Django's LOGGING (JSON lines via structlog) in workers instead of Celery's format.
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _check_database_connections(sender=None, **_):
+    """What Django does around every request, around every task: a connection that errored
+    or failed its health check is closed (the next query opens a fresh one). Celery's own
+    fixup skips this when it reuses connections (CELERY_DB_REUSE_MAX), so without it a
+    worker would keep a connection PostgreSQL had terminated and fail every task on it."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # in-process (tests): the caller owns the connection and its transaction
+    from django.db import close_old_connections
+
+    close_old_connections()

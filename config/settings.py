@@ -5,6 +5,7 @@ cache, a file-system Celery broker and local fakes. Set DATABASE_URL / REDIS_URL
 (and the production values below) to run it for real.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,10 +128,16 @@ REDIS_URL = env("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # Degrades instead of failing when Redis is down (apps/common/cache.py).
+            "BACKEND": "apps.common.cache.ResilientRedisCache",
             "LOCATION": env("CACHE_REDIS_URL", REDIS_URL),
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "pushpilot"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # A Redis that hangs costs a request at most this, not a worker thread.
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
         }
     }
 else:
@@ -225,21 +232,27 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
 else:
-    # Redis redelivers an unacknowledged message after the visibility timeout: it must
-    # outlive every countdown (longer retries go through the database, see RETRY_COUNTDOWN_MAX).
+    # Redis redelivers a message not acknowledged within the visibility timeout. The engine
+    # never relies on it (leases and claim tokens recover deliveries sooner); keep it long.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)
     }
 # Celery's Django fixup closes the database connection around every task unless told to
-# reuse it: a new PostgreSQL connection per send costs more than the send. Reuse it for this
-# many tasks (health-checked before each use, see CONN_HEALTH_CHECKS).
+# reuse it: a new PostgreSQL connection per batch costs more than it needs to. Reuse it for
+# this many tasks; apps.common.celery_signals health-checks it before and after every task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Worker processes sized for the machine: sending is CPU-bound Python (one core per
+# process), each process sends a batch at a time concurrently. `celery worker` alone (make
+# run, compose, the README's command) picks these up; -c / --pool still override them.
+CELERY_WORKER_POOL = env("WORKER_POOL", "prefork")
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", os.cpu_count() or 1)
 
 # --- i18n / time ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -304,6 +317,9 @@ HEALTH_CHECK_TIMEOUT_SECONDS = float(env("HEALTH_CHECK_TIMEOUT_SECONDS", "2"))
 # --- Firebase Cloud Messaging (HTTP v1) -----------------------------------------------------
 FCM_BASE_URL = env("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/")
 FCM_TIMEOUT_SECONDS = float(env("FCM_TIMEOUT_SECONDS", "10"))
+# Requests in flight per Firebase project in one process. FCM allows 1,000 concurrent topic
+# fan-outs per project: keep worker processes x this below that.
+FCM_MAX_IN_FLIGHT_PER_PROJECT = env_int("FCM_MAX_IN_FLIGHT_PER_PROJECT", 100)
 # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the first encrypts, all decrypt.
 # Empty in the embedded mode: a local key is derived from SECRET_KEY (and the log says so).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
@@ -311,19 +327,35 @@ if not FIELD_ENCRYPTION_KEYS and ENVIRONMENT != "local":
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is required outside the local environment.")
 
 # --- Sending engine -------------------------------------------------------------------------
-# The dispatcher (`manage.py dispatch`) wakes at least this often, and earlier when the next
-# job is due sooner; it claims due jobs in batches.
+# The dispatcher (`manage.py dispatch`) wakes at least every DISPATCH_INTERVAL seconds, and
+# when the next delivery is due (but no more often than every DISPATCH_TICK). It claims at
+# most DISPATCH_CLAIM_SIZE due deliveries a round, fairly across workspaces, and publishes
+# them as batches of DELIVERY_BATCH_SIZE (one broker message each). It stops claiming while
+# DISPATCH_MAX_QUEUED claimed deliveries wait for a worker: about half a second of the
+# workers' throughput keeps the queue short, so a new due delivery is not stuck behind it.
 DISPATCH_INTERVAL_SECONDS = float(env("DISPATCH_INTERVAL", "1"))
-DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 200)
-# A worker holds a job for this long and renews it after every send; a job whose lease ran
-# out (worker killed, task message lost) goes back to pending.
+DISPATCH_TICK_SECONDS = float(env("DISPATCH_TICK", "0.05"))
+DISPATCH_CLAIM_SIZE = env_int("DISPATCH_CLAIM_SIZE", 500)
+DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100)
+DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 500)
+# A worker holds a batch for this long and renews it while sending; a delivery whose lease
+# ran out (worker killed or stopped) goes back to pending.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+# How often a dispatcher returns deliveries whose lease ran out.
+DISPATCH_REAP_INTERVAL_SECONDS = float(env("DISPATCH_REAP_INTERVAL", "5"))
+# Worker starts of one delivery before it fails (retryable FCM errors, dying workers).
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
-# A claimed job whose task has not started by then (message lost) goes back to pending.
-JOB_QUEUE_TIMEOUT_SECONDS = env_int("JOB_QUEUE_TIMEOUT_SECONDS", 300)
-# Retries waiting up to this long use a Celery countdown; longer ones go back to the
-# database (retry_at) — Redis would redeliver a countdown task older than its visibility timeout.
-RETRY_COUNTDOWN_MAX_SECONDS = env_int("RETRY_COUNTDOWN_MAX_SECONDS", 30)
+# A claimed delivery no worker has started by then (message lost, no worker running) goes
+# back to pending and is claimed again; waiting costs no attempt.
+JOB_QUEUE_TIMEOUT_SECONDS = env_int("JOB_QUEUE_TIMEOUT_SECONDS", 60)
+# Recurring campaigns are planned this far ahead (always at least their next occurrence),
+# at most PLAN_BATCH_SIZE occurrences per campaign and transaction; the dispatcher refills
+# plans every PLAN_INTERVAL seconds.
+PLAN_HORIZON_SECONDS = env_int("PLAN_HORIZON_SECONDS", 24 * 3600)
+PLAN_BATCH_SIZE = env_int("PLAN_BATCH_SIZE", 100)
+PLAN_INTERVAL_SECONDS = float(env("PLAN_INTERVAL", "60"))
+# /readyz fails when no dispatcher has completed a round for this long.
+SCHEDULER_STALE_SECONDS = env_int("SCHEDULER_STALE_SECONDS", 30)
 
 # --- AI content generation ------------------------------------------------------------------
 # "openai" talks to any OpenAI-compatible endpoint; "offline" is the deterministic embedded

@@ -1,83 +1,9 @@
-"""One-statement multi-row `INSERT ... ON CONFLICT`, for the ingest hot path.
+"""The ingest hot path's one statement: events and their rollups (PostgreSQL)."""
 
-The ORM has no `INSERT ... ON CONFLICT DO UPDATE SET count = count + excluded.count`, and
-`bulk_create(ignore_conflicts=True)` cannot say which rows were inserted; both are needed.
-
-PostgreSQL: one array parameter per column, `INSERT ... SELECT * FROM unnest(...)`, bound
-server-side. A `VALUES (%s, ...), (%s, ...)` list of 12,000 placeholders costs psycopg more
-time to parse than the database takes to insert the rows, and Django's client-side binding
-quotes every value into the SQL text in Python; twelve arrays sent as binary parameters
-cost almost nothing. The statement runs on Django's connection, in its transaction.
-SQLite (the embedded mode): a plain multi-row VALUES list.
-"""
-
-from __future__ import annotations
-
-import json
 from collections import Counter
-from collections.abc import Sequence
 
 import psycopg
-from django.db import connection, models
-
-
-def insert(
-    model: type[models.Model],
-    names: Sequence[str],
-    rows: Sequence[Sequence],
-    *,
-    conflict: Sequence[str],
-    on_conflict: str,
-    returning: str | None = None,
-) -> list[tuple]:
-    """Insert `rows` (Python values, in the order of the field `names`); on a conflict on
-    the `conflict` fields do `on_conflict` (SQL after `DO`). Returns the RETURNING rows.
-
-    Only quoted identifiers from the model's metadata and placeholders are formatted into
-    the statement; every value is a parameter.
-    """
-    if not rows:
-        return []
-    meta = model._meta
-    fields = [meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    target = ", ".join(quote(meta.get_field(name).column) for name in conflict)
-    tail = f"ON CONFLICT ({target}) DO {on_conflict}"
-    if returning:
-        tail += f" RETURNING {quote(meta.get_field(returning).column)}"
-    table = quote(meta.db_table)
-    if connection.vendor == "postgresql":
-        arrays = [
-            [json.dumps(row[i]) for row in rows]
-            if isinstance(field, models.JSONField)
-            else [row[i] for row in rows]
-            for i, field in enumerate(fields)
-        ]
-        unnest = ", ".join(f"%b::{_array_type(field)}" for field in fields)
-        sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({unnest}) {tail}"  # noqa: S608
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:  # server-side binding
-            cursor.execute(sql, arrays)
-            return cursor.fetchall() if returning else []
-    else:
-        placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(rows))} {tail}"  # noqa: S608
-        )
-        preps = [field.get_db_prep_save for field in fields]
-        params = [
-            prep(value, connection) for row in rows for prep, value in zip(preps, row, strict=True)
-        ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if returning else []
-
-
-def _array_type(field: models.Field) -> str:
-    # Foreign keys take their target's type ("uuid"); JSON travels as text and is cast.
-    return f"{field.db_type(connection)}[]"
-
+from django.db import connection
 
 # The event insert and its rollup increments in one round trip. The events' buckets are
 # grouped in the database and upserted in key order (C collation: the same order for every
@@ -146,6 +72,6 @@ def insert_events_and_count(workspace_id, events, now) -> Counter[str]:
         "properties": [e.properties_json for e in events],
     }
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_INGEST_SQL, params)
         return Counter(dict(cursor.fetchall()))

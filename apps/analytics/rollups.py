@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.utils import timezone
 
-from apps.analytics import bulk
 from apps.analytics.models import NIL_UUID, EventRollup
+from apps.common import bulk
 
 OUTCOMES = ("sent", "failed")
 
@@ -69,25 +69,19 @@ def increment(counts: Counter[BucketKey] | dict[BucketKey, int]) -> int:
     return len(items)
 
 
-def record_notification_outcome(notification, status: str, at: datetime) -> None:
-    """Count one notification that became `sent` or `failed` at `at`.
+def record_notification_outcomes(outcomes, at: datetime) -> int:
+    """Count notifications that became `sent` or `failed` at `at`: `outcomes` is an iterable
+    of (workspace_id, campaign_id, content_id, status), one per notification.
 
-    The sending engine calls this in the transaction that moves the notification to its
+    The sending engine calls this in the transaction that moves those notifications to their
     final status (that move is conditional, so it happens once per notification).
     """
-    if status not in OUTCOMES:
-        raise ValueError(f"status must be one of {OUTCOMES}, not {status!r}")
-    increment(
-        {
-            bucket_key(
-                notification.workspace_id,
-                notification.campaign_id,
-                notification.content_id,
-                status,
-                at,
-            ): 1
-        }
-    )
+    counts: Counter[BucketKey] = Counter()
+    for workspace_id, campaign_id, content_id, status in outcomes:
+        if status not in OUTCOMES:
+            raise ValueError(f"status must be one of {OUTCOMES}, not {status!r}")
+        counts[bucket_key(workspace_id, campaign_id, content_id, status, at)] += 1
+    return increment(counts)
 
 
 def _as_uuid(value) -> uuid.UUID:

@@ -38,6 +38,7 @@ from apps.analytics.metrics import events_discarded_total, events_ingested_total
 from apps.analytics.models import AnalyticsEvent, IngestKey, Platform
 from apps.campaigns.models import Campaign
 from apps.common import audit
+from apps.common import bulk as common_bulk
 from apps.common.errors import ApplicationError, Conflict, ValidationFailed
 from apps.notifications.models import Notification
 
@@ -450,7 +451,7 @@ def _insert(workspace_id, events: list[_Event], now: datetime) -> set[str]:
          e.campaign_id, e.content_id, e.occurred_at, e.platform, e.properties)
         for e in events
     ]  # fmt: skip
-    inserted = bulk.insert(
+    inserted = common_bulk.insert(
         AnalyticsEvent,
         EVENT_COLUMNS,
         rows,

@@ -12,13 +12,14 @@ from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.serializers import (
     CampaignSerializer,
     CampaignWriteSerializer,
+    DeliverySerializer,
     OccurrencesQuerySerializer,
     OccurrencesSerializer,
-    ScheduledJobSerializer,
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
 from apps.common.tenancy import WorkspaceScopedViewSet
+from apps.notifications import selectors as notification_selectors
 
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
@@ -162,16 +163,16 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return Response(OccurrencesSerializer(body).data)
 
     @extend_schema(
-        summary="The campaign's scheduled jobs, newest run first",
-        responses=ScheduledJobSerializer(many=True),
+        summary="The campaign's deliveries (planned, running and done), latest run first",
+        responses=DeliverySerializer(many=True),
     )
     @action(
         detail=True,
         methods=["get"],
-        serializer_class=ScheduledJobSerializer,
+        serializer_class=DeliverySerializer,
         filterset_class=None,
     )
     def jobs(self, request, pk=None):
         campaign = self.get_object()
-        page = self.paginate_queryset(selectors.jobs_of(campaign))
-        return self.get_paginated_response(ScheduledJobSerializer(page, many=True).data)
+        page = self.paginate_queryset(notification_selectors.deliveries_of(campaign))
+        return self.get_paginated_response(DeliverySerializer(page, many=True).data)

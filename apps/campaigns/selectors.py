@@ -1,4 +1,4 @@
-"""Reads of campaigns and their jobs, shared by the API and the services."""
+"""Reads of campaigns, shared by the API and the services."""
 
 from datetime import datetime
 
@@ -7,7 +7,6 @@ from django.db.models import Prefetch, QuerySet
 from apps.campaigns import recurrence
 from apps.campaigns.models import Campaign, CampaignContent
 from apps.common.errors import NotFound
-from apps.notifications.models import ScheduledJob
 
 
 def campaigns_for_listing(queryset: QuerySet[Campaign] | None = None) -> QuerySet[Campaign]:
@@ -25,10 +24,6 @@ def get_campaign(*, workspace, campaign_id) -> Campaign:
     if found is None:
         raise NotFound("Campaign not found.")
     return found
-
-
-def jobs_of(campaign: Campaign) -> QuerySet[ScheduledJob]:
-    return ScheduledJob.objects.filter(campaign=campaign).order_by("-run_at")
 
 
 def schedule_of(campaign: Campaign) -> recurrence.Schedule | None:

@@ -11,7 +11,7 @@ from apps.campaigns.models import Campaign, CampaignContent, Priority
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
 from apps.common.serializers import TimeZoneField
-from apps.notifications.models import ScheduledJob
+from apps.notifications.models import Delivery
 
 
 class WallClockDateTimeField(serializers.DateTimeField):
@@ -208,15 +208,25 @@ class OccurrencesQuerySerializer(serializers.Serializer):
     )
 
 
-class ScheduledJobSerializer(serializers.ModelSerializer):
+class DeliverySerializer(serializers.ModelSerializer):
+    """One delivery of an occurrence: where it goes, when, and what became of it."""
+
+    occurrence_at = serializers.DateTimeField(source="occurrence.at", read_only=True)
+    target = serializers.DictField(child=serializers.CharField(), read_only=True)
+
     class Meta:
-        model = ScheduledJob
+        model = Delivery
         fields = [
             "id",
             "campaign",
+            "occurrence",
+            "occurrence_at",
+            "slice",
+            "target",
             "run_at",
+            "due_at",
             "status",
-            "attempt",
+            "attempts",
             "claimed_at",
             "started_at",
             "finished_at",

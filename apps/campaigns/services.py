@@ -1,4 +1,5 @@
-"""Every write to campaigns, their contents and their first scheduled job, with the rules.
+"""Every write to campaigns and their contents, with the rules; the plan of deliveries is
+written by apps.notifications.planning, called from here.
 
 Inputs arrive type-checked (serializers); the business rules live here: FCM target and
 content rules (from apps.integrations.firebase, never copied), what may be edited in which
@@ -14,13 +15,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.campaigns import recurrence, selectors
 from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
-from apps.campaigns.state_machine import allowed_transitions, can_transition, transition
+from apps.campaigns.state_machine import (
+    allowed_transitions,
+    can_transition,
+    transition,
+    transition_many,
+)
 from apps.common import audit
 from apps.common.errors import (
     Conflict,
@@ -33,7 +39,8 @@ from apps.integrations.firebase import validation as fcm
 from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.integrations.firebase.messages import DeliveryOptions, PushContent, build_message
 from apps.integrations.firebase.selectors import firebase_is_connected
-from apps.notifications.models import JobStatus, ScheduledJob
+from apps.notifications import planning
+from apps.notifications import selectors as notification_selectors
 
 logger = get_logger("pushpilot.campaigns")
 
@@ -76,11 +83,6 @@ class CampaignLocked(Conflict):
 class CampaignActive(Conflict):
     code = "CAMPAIGN_ACTIVE"
     message = "A scheduled or running campaign cannot be deleted; cancel it first."
-
-
-class JobAlreadyExists(Conflict):
-    code = "JOB_ALREADY_EXISTS"
-    message = "A run of this campaign at that time already exists."
 
 
 # --- validation helpers -----------------------------------------------------------------------
@@ -176,13 +178,18 @@ def _build(
 
 
 def message_for(
-    campaign: Campaign, content: CampaignContent, *, notification_id: uuid.UUID
+    campaign: Campaign,
+    content: CampaignContent,
+    *,
+    target: Mapping[str, str],
+    notification_id: uuid.UUID,
 ) -> dict:
-    """The FCM message one content of this campaign is sent as (validated by the builder)."""
+    """The FCM message one content of this campaign is sent as, to one delivery's target
+    ({"topic": ...} or {"condition": ...}), validated by the builder."""
     return _build(
         _content_values(content),
-        topic=campaign.topic,
-        condition=campaign.condition,
+        topic=target.get("topic", ""),
+        condition=target.get("condition", ""),
         options={name: getattr(campaign, name) for name in OPTION_FIELDS},
         notification_id=notification_id,
         campaign_id=campaign.pk,
@@ -476,19 +483,6 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
 
 
 # --- scheduling -------------------------------------------------------------------------------
-def _create_job(campaign: Campaign, run_at: datetime) -> ScheduledJob:
-    try:
-        with transaction.atomic():  # a savepoint: the unique (campaign, run_at) may clash
-            return ScheduledJob.objects.create(
-                workspace_id=campaign.workspace_id,
-                campaign=campaign,
-                run_at=run_at,
-                status=JobStatus.PENDING,
-            )
-    except IntegrityError:
-        raise JobAlreadyExists(details={"run_at": run_at.isoformat()}) from None
-
-
 _UNSET: Any = object()
 
 
@@ -503,8 +497,8 @@ def schedule_campaign(
     exclusion_dates: Iterable | None = None,
     now: datetime | None = None,
 ) -> Campaign:
-    """draft -> scheduled, with the first ScheduledJob, after checking in this order: the
-    state, Firebase connected (409), at least one content, each content's FCM message
+    """draft -> scheduled, with its first occurrences planned, after checking in this order:
+    the state, Firebase connected (409), at least one content, each content's FCM message
     (fields and size), the schedule (valid, bounded, first run in the future)."""
     campaign = _locked(campaign.pk)
     if not can_transition(campaign.status, CampaignStatus.SCHEDULED):
@@ -557,15 +551,15 @@ def schedule_campaign(
         fields=fields,
         metadata={"first_run_at": first.utc.isoformat(), "rrule": fields["rrule"]},
     )
-    _create_job(campaign, first.utc)
+    planning.plan(campaign, now=now)
     logger.info("campaign_scheduled", campaign_id=str(campaign.pk), run_at=first.utc.isoformat())
     return campaign
 
 
 @transaction.atomic
 def unschedule_campaign(*, campaign: Campaign, actor) -> Campaign:
-    """scheduled -> draft so it can be edited. Its pending jobs are removed in the same
-    transaction (a job already claimed by the dispatcher finds a draft and is skipped)."""
+    """scheduled -> draft so it can be edited. The unsent plan is withdrawn in the same
+    transaction (a delivery already claimed by a dispatcher then finds nothing to start)."""
     campaign = _locked(campaign.pk)
     transition(
         campaign,
@@ -574,13 +568,14 @@ def unschedule_campaign(*, campaign: Campaign, actor) -> Campaign:
         reason="unschedule",
         fields={"next_run_at": None},
     )
-    ScheduledJob.objects.filter(campaign=campaign, status=JobStatus.PENDING).delete()
+    planning.drop_unstarted(campaign)
     return campaign
 
 
 @transaction.atomic
 def cancel_campaign(*, campaign: Campaign, actor) -> Campaign:
-    """draft|scheduled -> cancelled; every pending job is cancelled in the same transaction."""
+    """draft|scheduled -> cancelled; every unsent delivery is cancelled in the same
+    transaction."""
     now = timezone.now()
     campaign = _locked(campaign.pk)
     transition(
@@ -590,52 +585,74 @@ def cancel_campaign(*, campaign: Campaign, actor) -> Campaign:
         reason="cancel",
         fields={"next_run_at": None},
     )
-    cancelled = ScheduledJob.objects.filter(campaign=campaign, status=JobStatus.PENDING).update(
-        status=JobStatus.CANCELLED, finished_at=now, updated_at=now
-    )
-    logger.info("campaign_cancelled", campaign_id=str(campaign.pk), jobs_cancelled=cancelled)
+    cancelled = planning.cancel_unstarted(campaign, now=now)
+    logger.info("campaign_cancelled", campaign_id=str(campaign.pk), deliveries_cancelled=cancelled)
     return campaign
 
 
 # --- for the sending engine -------------------------------------------------------------------
-@transaction.atomic
-def start_run(*, campaign: Campaign) -> Campaign:
-    """scheduled -> running when a job starts. Raises InvalidTransition when the campaign
-    is no longer scheduled (unscheduled or cancelled meanwhile): mark the job skipped."""
-    return transition(_locked(campaign.pk), CampaignStatus.RUNNING, reason="run started")
+# The engine works in batches of deliveries of many campaigns: each function takes campaign
+# ids, locks their rows in id order (two batches that share campaigns queue instead of
+# deadlocking) and writes set-based.
+ENGINE_REASONS = {
+    CampaignStatus.RUNNING: "run started",
+    CampaignStatus.SCHEDULED: "next occurrence",
+    CampaignStatus.COMPLETED: "run finished",
+    CampaignStatus.FAILED: "run failed",
+}
 
 
-@transaction.atomic
-def finish_run(
-    *, campaign: Campaign, run_at: datetime, succeeded: bool = True, now: datetime | None = None
-) -> Campaign:
-    """After a run: the next occurrence after max(run_at, now) gets its job and the campaign
-    goes back to scheduled (running -> scheduled); with none left it completes (or fails).
-    Occurrences missed while the run was late are skipped, never sent in a burst."""
-    now = now or timezone.now()
-    campaign = _locked(campaign.pk)
-    if not succeeded:
-        return transition(
-            campaign,
-            CampaignStatus.FAILED,
-            reason="run failed",
-            fields={"last_run_at": run_at, "next_run_at": None},
-        )
-    schedule = selectors.schedule_of(campaign) if campaign.rrule else None
-    following = schedule.next_after(max(run_at, now)) if schedule is not None else None
-    if following is None:
-        return transition(
-            campaign,
-            CampaignStatus.COMPLETED,
-            reason="run finished",
-            fields={"last_run_at": run_at, "next_run_at": None},
-        )
-    transition(
-        campaign,
+def lock_for_sending(campaign_ids) -> dict:
+    """The campaigns (deleted ones too), row-locked for the caller's transaction, by id."""
+    rows = Campaign.all_objects.select_for_update().filter(pk__in=set(campaign_ids)).order_by("pk")
+    return {campaign.pk: campaign for campaign in rows}
+
+
+def is_sendable(campaign: Campaign) -> bool:
+    return not campaign.is_deleted and campaign.status in (
         CampaignStatus.SCHEDULED,
-        reason="next occurrence",
-        fields={"last_run_at": run_at, "next_run_at": following.utc},
-        metadata={"next_run_at": following.utc.isoformat()},
+        CampaignStatus.RUNNING,
     )
-    _create_job(campaign, following.utc)
-    return campaign
+
+
+def mark_running(campaigns: Iterable[Campaign], *, now: datetime) -> None:
+    """scheduled -> running for campaigns (locked by the caller) whose delivery started."""
+    starting = [c for c in campaigns if c.status == CampaignStatus.SCHEDULED]
+    transition_many(
+        starting, CampaignStatus.RUNNING, reason=ENGINE_REASONS[CampaignStatus.RUNNING], now=now
+    )
+
+
+def settle(campaign_ids, *, now: datetime) -> None:
+    """After deliveries of these campaigns changed state, each active campaign's status and
+    run times follow from its deliveries (README, "States"):
+
+    * a delivery running -> running;
+    * else a delivery waiting, or the plan not complete -> scheduled;
+    * else (everything ran): a recurring campaign completed; a one-off one completed if its
+      delivery completed, failed otherwise (every send refused, or the run missed).
+    """
+    campaigns = [c for c in lock_for_sending(campaign_ids).values() if is_sendable(c)]
+    progress = notification_selectors.progress_of([c.pk for c in campaigns])
+    moves: dict[tuple[str, str], list[Campaign]] = {}
+    retimed = []
+    for campaign in campaigns:
+        state = progress[campaign.pk]
+        if state.running:
+            target = CampaignStatus.RUNNING
+        elif state.waiting or not state.plan_complete:
+            target = CampaignStatus.SCHEDULED
+        elif campaign.rrule or state.completed:
+            target = CampaignStatus.COMPLETED
+        else:
+            target = CampaignStatus.FAILED
+        times = (state.next_run_at, state.last_run_at or campaign.last_run_at)
+        if times != (campaign.next_run_at, campaign.last_run_at):
+            campaign.next_run_at, campaign.last_run_at = times
+            retimed.append(campaign)
+        if target != campaign.status:
+            moves.setdefault((campaign.status, target), []).append(campaign)
+    if retimed:
+        Campaign.all_objects.bulk_update(retimed, ["next_run_at", "last_run_at"])
+    for (_, target), group in moves.items():
+        transition_many(group, target, reason=ENGINE_REASONS[target], now=now)

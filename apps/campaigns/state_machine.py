@@ -1,11 +1,13 @@
 """The campaign state machine: the only code that changes `Campaign.status`.
 
     from        to                      who / why
-    draft       scheduled               schedule (validated, first job created)
+    draft       scheduled               schedule (validated, the first occurrences planned)
     draft       cancelled               cancel
-    scheduled   running                 the sending engine, when a job starts
-    scheduled   cancelled               cancel (pending jobs cancelled, same transaction)
-    scheduled   draft        [added]    unschedule, to edit (pending jobs removed)
+    scheduled   running                 the sending engine, when a delivery starts
+    scheduled   cancelled               cancel (unsent deliveries cancelled, same transaction)
+    scheduled   draft        [added]    unschedule, to edit (the unsent plan withdrawn)
+    scheduled   completed    [added]    the engine: the plan ended without running (skipped)
+    scheduled   failed       [added]    the engine: a one-off run skipped (missed, say)
     running     completed               the engine, after the last occurrence
     running     scheduled    [added]    the engine, between occurrences of a recurring rule
     running     failed       [added]    the engine, when a run could not deliver
@@ -18,14 +20,20 @@ needs it:
   are editable only in draft; a scheduled campaign is taken back to draft to be edited
   (its pending jobs are removed in the same transaction) and scheduled again.
 * **running → scheduled**: a recurring campaign goes back to scheduled between
-  occurrences, with the next occurrence's job created in the same transaction; after the
-  last occurrence it goes running → completed instead (DESIGN.md §5.7).
+  occurrences (its future is already planned); after the last occurrence it goes
+  running → completed instead (DESIGN.md §5.7).
 * **running → failed**: a run that could not deliver (every send failed permanently)
   ends in `failed` instead of pretending to be `completed`.
+* **scheduled → completed | failed**: the last run was skipped without starting (it was
+  missed by more than the catch-up window): a recurring campaign has completed its plan, a
+  one-off campaign failed.
+
+The engine never picks a transition itself: the campaign's status follows from its
+deliveries (apps.campaigns.services.settle, README "States").
 
 `completed`, `cancelled` and `failed` are terminal; duplicate a campaign to run it again.
 A running campaign cannot be cancelled: it is mid-send for seconds; cancel it when it is
-back to scheduled (a recurring one) — the engine checks the status before each run.
+back to scheduled (a recurring one) — the engine checks the status before each delivery.
 
 Every transition is one conditional UPDATE (`WHERE id = … AND status = <from>`), so two
 racing requests cannot both succeed, plus an audit record in the same transaction.
@@ -46,7 +54,7 @@ S = CampaignStatus
 
 VALID_TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.SCHEDULED, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.DRAFT}),
+    S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.DRAFT, S.COMPLETED, S.FAILED}),
     S.RUNNING: frozenset({S.COMPLETED, S.SCHEDULED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -107,3 +115,32 @@ def transition(
         metadata={"from": current, "to": to, "reason": reason, **(metadata or {})},
     )
     return campaign
+
+
+def transition_many(campaigns, to: str, *, reason: str = "", now=None) -> None:
+    """Move every campaign of `campaigns` (all in one current status, their rows locked by
+    the caller) to `to`: one UPDATE and one audit insert, for the sending engine's batches."""
+    campaigns = list(campaigns)
+    if not campaigns:
+        return
+    current = campaigns[0].status
+    if any(campaign.status != current for campaign in campaigns):
+        raise ValueError("transition_many moves campaigns that share one status")
+    if not can_transition(current, to):
+        raise InvalidTransition(current, to, allowed_transitions(current))
+    now = now or timezone.now()
+    ids = [campaign.pk for campaign in campaigns]
+    updated = Campaign.objects.filter(pk__in=ids, status=current).update(status=to, updated_at=now)
+    if updated != len(ids):  # the caller's locks make this impossible; never write blind
+        raise InvalidTransition(current, to, allowed_transitions(current))
+    for campaign in campaigns:
+        campaign.status, campaign.updated_at = to, now
+    audit.record_many(
+        audit.Entry(
+            "campaign.transition",
+            workspace_id=campaign.workspace_id,
+            target=campaign,
+            metadata={"from": current, "to": to, "reason": reason},
+        )
+        for campaign in campaigns
+    )

@@ -1,5 +1,8 @@
-"""The one way to write the audit trail. Every state-changing service calls `record`."""
+"""The one way to write the audit trail. Every state-changing service calls `record`, or
+`record_many` for a batch (the sending engine)."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
@@ -48,3 +51,33 @@ def record(
         workspace_id=str(workspace.pk) if workspace is not None else None,
     )
     return entry
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row for `record_many` (no actor: batches are the engine's own work)."""
+
+    action: str
+    workspace_id: Any
+    target: models.Model
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def record_many(entries: Iterable[Entry]) -> int:
+    """Write many audit rows with one INSERT, in the caller's transaction; same redaction
+    and request id as `record`. Returns how many were written."""
+    request_id, ip = current_request_id() or "", current_client_ip()
+    rows = [
+        AuditLog(
+            workspace_id=entry.workspace_id,
+            action=entry.action,
+            target_type=entry.target._meta.label_lower,
+            target_id=str(entry.target.pk),
+            metadata=redact_value("", entry.metadata),
+            request_id=request_id,
+            ip=ip,
+        )
+        for entry in entries
+    ]
+    AuditLog.objects.bulk_create(rows)
+    return len(rows)

@@ -54,6 +54,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 METRIC_MODULES = (
     "apps.analytics.metrics",
     "apps.campaigns.metrics",
+    "apps.common.cache",
     "apps.integrations.firebase.client",
     "apps.notifications.metrics",
 )

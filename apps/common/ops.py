@@ -1,6 +1,12 @@
-"""Liveness and readiness for orchestrators; not versioned, not authenticated."""
+"""Liveness and readiness for orchestrators; not versioned, not authenticated.
+
+Readiness checks the database, the cache and the broker here; apps add their own with
+`add_readiness_check` (the notifications app: the scheduler's heartbeat), so this module
+imports no app.
+"""
 
 import uuid
+from collections.abc import Callable
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -44,21 +50,48 @@ def _check_broker() -> None:
         )
 
 
-CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
+# name -> check. A check raises when its part is not ready; it may return a dict of facts
+# that /readyz reports under "details" (ready or not).
+CHECKS: dict[str, Callable[[], dict | None]] = {
+    "database": _check_database,
+    "cache": _check_cache,
+    "broker": _check_broker,
+}
+
+
+class NotReady(Exception):
+    """A check's part is reachable but not ready; `details` say how."""
+
+    def __init__(self, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+def add_readiness_check(name: str, check: Callable[[], dict | None]) -> None:
+    CHECKS[name] = check
 
 
 @transaction.non_atomic_requests
 def readyz(request):
-    results, failing = {}, []
+    results, details, failing = {}, {}, []
     for name, check in CHECKS.items():
         try:
-            check()
+            facts = check()
             results[name] = "ok"
+        except NotReady as exc:
+            logger.warning("readiness_check_failed", check=name, error=str(exc))
+            results[name], facts = "not_ready", exc.details
+            failing.append(name)
         except Exception as exc:  # a readiness probe reports every failure, whatever it is
             logger.warning("readiness_check_failed", check=name, error=type(exc).__name__)
-            results[name] = "unavailable"
+            results[name], facts = "unavailable", None
             failing.append(name)
+        if facts:
+            details[name] = facts
     if failing:
-        message = f"Not ready: {', '.join(failing)} unreachable."
-        return error_response("SERVICE_UNAVAILABLE", message, 503, {"checks": results})
-    return JsonResponse({"status": "ok", "checks": results})
+        message = f"Not ready: {', '.join(failing)}."
+        body = {"checks": results, **({"details": details} if details else {})}
+        return error_response("SERVICE_UNAVAILABLE", message, 503, body)
+    return JsonResponse(
+        {"status": "ok", "checks": results, **({"details": details} if details else {})}
+    )

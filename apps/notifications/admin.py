@@ -1,21 +1,31 @@
 from django.contrib import admin
 
-from apps.notifications.models import ScheduledJob
+from apps.notifications.models import Delivery, Occurrence
 
 
-@admin.register(ScheduledJob)
-class ScheduledJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "campaign", "run_at", "status", "attempt", "finished_at"]
-    list_filter = ["status"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The engine owns these rows: the admin shows them and never writes."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Occurrence)
+class OccurrenceAdmin(ReadOnlyAdmin):
+    list_display = ["id", "campaign", "at", "local", "is_last"]
     search_fields = ["id", "campaign__name"]
     raw_id_fields = ["workspace", "campaign"]
-    readonly_fields = [
-        "attempt",
-        "claimed_at",
-        "started_at",
-        "lease_expires_at",
-        "finished_at",
-        "last_error",
-        "created_at",
-        "updated_at",
-    ]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "campaign", "slice", "run_at", "status", "attempts", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["id", "campaign__name"]
+    raw_id_fields = ["workspace", "campaign", "occurrence"]

@@ -1,105 +1,283 @@
-"""Claiming due jobs, and returning abandoned ones.
+"""The scheduler loop (`manage.py dispatch`): claim due deliveries fairly, hand them to the
+workers in batches, return abandoned ones, keep plans filled, and say it is alive.
 
-A claim is one transaction: select due pending jobs (`FOR UPDATE SKIP LOCKED` on
-PostgreSQL, so any number of dispatchers split the work without waiting on each other),
-mark them queued with a new attempt number and a short lease, and enqueue their tasks only
-after commit. On SQLite the transaction takes the write lock up front (IMMEDIATE), which
-serialises claims; the status condition in the UPDATE makes a double claim impossible either way.
+A claim is one statement. On PostgreSQL it takes, for each workspace with due deliveries,
+its earliest ones (an equal share of the claim) with `FOR UPDATE SKIP LOCKED`, so any number
+of dispatchers split the work without waiting on each other, and one workspace's 10,000
+deliveries due at 9:00 never queue ahead of another's single one. Each claimed delivery gets
+the round's claim token, status queued and a queue lease; after commit, the round is
+published as batches of DELIVERY_BATCH_SIZE, one broker message each, workspaces
+interleaved. If the broker refuses, the unpublished deliveries go straight back to pending.
+On SQLite (the embedded mode) a window function ranks the same way and the IMMEDIATE
+transaction serialises claims.
+
+Backpressure: a dispatcher claims only while fewer than DISPATCH_MAX_QUEUED deliveries wait
+for a worker, so the broker's queue stays short and a delivery that becomes due is claimed
+(fairly) within a tick, instead of queueing behind a long backlog claimed earlier.
+
+The loop survives what it depends on: any error in a round (a dropped database connection,
+the broker down) is logged, counted, and retried with backoff; the process never exits for it.
 """
 
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
 import time
+import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
+from itertools import zip_longest
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
+from apps.campaigns import services as campaigns
+from apps.common import bulk
 from apps.common.logging import get_logger
-from apps.notifications.metrics import jobs_claimed_total, jobs_reclaimed_total
-from apps.notifications.models import ACTIVE_JOB_STATUSES, JobStatus, ScheduledJob
+from apps.notifications import planning
+from apps.notifications.metrics import (
+    dispatch_backlog,
+    jobs_claimed_total,
+    jobs_reclaimed_total,
+    scheduler_errors_total,
+)
+from apps.notifications.models import (
+    ACTIVE_STATUSES,
+    FINAL_NOTIFICATION_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    DispatcherHeartbeat,
+    Notification,
+)
 
 logger = get_logger("pushpilot.dispatcher")
 
+HEARTBEAT_INTERVAL_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 10.0
 
-def _due(now: datetime):
-    return ScheduledJob.objects.filter(status=JobStatus.PENDING, run_at__lte=now).filter(
-        Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+
+class BrokerUnavailable(Exception):
+    """Publishing a batch failed; its deliveries (and the round's later ones) were released."""
+
+
+# --- claiming -----------------------------------------------------------------------------------
+def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[tuple[str, list]]:
+    """Claim up to `limit` due deliveries and publish them after commit. Returns the batches
+    as (claim token, delivery ids)."""
+    now = now or timezone.now()
+    limit = limit or settings.DISPATCH_CLAIM_SIZE
+    token = uuid.uuid4()
+    lease = now + timedelta(seconds=settings.JOB_QUEUE_TIMEOUT_SECONDS)
+    with transaction.atomic():
+        claimed = _claim(token, now, lease, limit)
+        if not claimed:
+            return []
+        batches = [(str(token), ids) for ids in _batches(claimed, settings.DELIVERY_BATCH_SIZE)]
+        transaction.on_commit(lambda: _publish(token, batches))
+    return batches
+
+
+def _claim(token: uuid.UUID, now: datetime, lease: datetime, limit: int) -> list[tuple]:
+    """(delivery id, workspace id) of the deliveries this statement claimed."""
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    status = DeliveryStatus.PENDING
+    if connection.vendor == "postgresql":
+        due = bulk.execute(
+            f"SELECT workspace_id, count(*) FROM {table} WHERE status = %s AND due_at <= %s "  # noqa: S608
+            "GROUP BY workspace_id ORDER BY min(due_at) LIMIT %s",
+            [status, now, limit],
+        )
+        if not due:
+            return []
+        shares = fair_shares(dict(due), limit)
+        return bulk.execute(
+            f"""UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s,
+                       lease_expires_at = %s, updated_at = %s
+                FROM (SELECT due.id FROM unnest(%s::uuid[], %s::int[]) AS w(workspace_id, share)
+                      CROSS JOIN LATERAL (
+                          SELECT d.id FROM {table} d
+                          WHERE d.workspace_id = w.workspace_id AND d.status = %s
+                            AND d.due_at <= %s
+                          ORDER BY d.due_at LIMIT w.share
+                          FOR UPDATE SKIP LOCKED) due) picked
+                WHERE {table}.id = picked.id
+                RETURNING {table}.id, {table}.workspace_id""",  # noqa: S608
+            [DeliveryStatus.QUEUED, token, now, lease, now, list(shares), list(shares.values()),
+             status, now],
+        )  # fmt: skip
+    prep = Delivery._meta.get_field("due_at").get_db_prep_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s,
+                       lease_expires_at = %s, updated_at = %s
+                WHERE id IN (
+                    SELECT id FROM (
+                        SELECT id, due_at, row_number() OVER (
+                            PARTITION BY workspace_id ORDER BY due_at) AS turn
+                        FROM {table} WHERE status = %s AND due_at <= %s)
+                    ORDER BY turn, due_at LIMIT %s)
+                RETURNING id, workspace_id""",  # noqa: S608
+            [DeliveryStatus.QUEUED, token.hex, prep(now, connection), prep(lease, connection),
+             prep(now, connection), status, prep(now, connection), limit],
+        )  # fmt: skip
+        return cursor.fetchall()
+
+
+def fair_shares(due: dict, limit: int) -> dict:
+    """How many of `limit` claims each workspace gets, given how many it has due: equal
+    shares, and what a workspace cannot use goes to the others."""
+    shares, remaining = {}, limit
+    ordered = sorted(due.items(), key=lambda item: item[1])
+    for index, (workspace, count) in enumerate(ordered):
+        shares[workspace] = min(count, remaining // (len(ordered) - index))
+        remaining -= shares[workspace]
+    return {workspace: share for workspace, share in shares.items() if share > 0}
+
+
+def _batches(claimed: list[tuple], size: int) -> list[list[str]]:
+    """The claimed ids in batches, workspaces interleaved (the first batch carries every
+    workspace's first delivery)."""
+    by_workspace = defaultdict(list)
+    for delivery_id, workspace_id in claimed:
+        by_workspace[workspace_id].append(str(uuid.UUID(str(delivery_id))))
+    interleaved = [pk for turn in zip_longest(*by_workspace.values()) for pk in turn if pk]
+    return [interleaved[i : i + size] for i in range(0, len(interleaved), size)]
+
+
+def _publish(token: uuid.UUID, batches: list[tuple[str, list]]) -> None:
+    from apps.notifications.tasks import send_deliveries
+
+    for index, (_, ids) in enumerate(batches):
+        try:
+            send_deliveries.apply_async(args=(str(token), ids))
+        except Exception as exc:  # any failure to publish: nothing may stay claimed for it
+            unpublished = [pk for _, rest in batches[index:] for pk in rest]
+            released = release(token, unpublished)
+            raise BrokerUnavailable(
+                f"publishing failed ({type(exc).__name__}); {released} deliveries released"
+            ) from exc
+        jobs_claimed_total.inc(len(ids))
+
+
+def release(token: uuid.UUID, delivery_ids: list) -> int:
+    """Deliveries claimed under `token` but never handed to a worker: back to pending."""
+    return Delivery.objects.filter(
+        pk__in=delivery_ids, claim_token=token, status=DeliveryStatus.QUEUED
+    ).update(
+        status=DeliveryStatus.PENDING,
+        claim_token=None,
+        lease_expires_at=None,
+        updated_at=timezone.now(),
     )
 
 
-def claim_due_jobs(
-    *, now: datetime | None = None, limit: int | None = None
-) -> list[tuple[str, int]]:
-    """Claim up to `limit` due jobs; return (job id, attempt) pairs, enqueued after commit."""
-    from apps.notifications.tasks import run_campaign_job
-
-    now = now or timezone.now()
-    limit = limit or settings.DISPATCH_BATCH_SIZE
-    with transaction.atomic():
-        due = _due(now).order_by("run_at")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        candidates = list(due.values_list("pk", "attempt")[:limit])
-        if not candidates:
-            return []
-        ScheduledJob.objects.filter(
-            pk__in=[pk for pk, _ in candidates], status=JobStatus.PENDING
-        ).update(
-            status=JobStatus.QUEUED,
-            attempt=F("attempt") + 1,
-            claimed_at=now,
-            # Time for the broker to deliver; the worker's own lease replaces it.
-            lease_expires_at=now + timedelta(seconds=settings.JOB_QUEUE_TIMEOUT_SECONDS),
-            retry_at=None,
-            updated_at=now,
-        )
-        claimed = [(str(pk), attempt + 1) for pk, attempt in candidates]
-
-        def enqueue():
-            for job_id, attempt in claimed:
-                run_campaign_job.apply_async(args=(job_id, attempt))
-            jobs_claimed_total.inc(len(claimed))
-
-        transaction.on_commit(enqueue)
-    return claimed
+def backlog() -> int:
+    """Deliveries claimed and not yet started by a worker."""
+    return Delivery.objects.filter(status=DeliveryStatus.QUEUED).count()
 
 
+# --- recovering ---------------------------------------------------------------------------------
 def reclaim_expired_leases(*, now: datetime | None = None) -> int:
-    """Jobs whose lease ran out (worker killed, task message lost) go back to pending. The
-    next claim gives them a new attempt number, so the old attempt's writes are refused;
-    the attempt bound is enforced when a worker starts the job."""
+    """Deliveries whose lease ran out (worker killed or stopped, message lost, no worker for
+    a while) go back to pending, and their claim's ownership ends with it: a late write of
+    the old claim matches nothing. Waiting cost no attempt; a worker's start did."""
     now = now or timezone.now()
-    returned = ScheduledJob.objects.filter(
-        status__in=ACTIVE_JOB_STATUSES, lease_expires_at__lt=now
-    ).update(status=JobStatus.PENDING, lease_expires_at=None, updated_at=now)
-    if returned:
-        jobs_reclaimed_total.inc(returned)
-        logger.warning("leases_expired", returned_to_pending=returned)
-    return returned
+    with transaction.atomic():
+        expired = Delivery.objects.filter(status__in=ACTIVE_STATUSES, lease_expires_at__lt=now)
+        if connection.features.has_select_for_update_skip_locked:
+            expired = expired.select_for_update(skip_locked=True)
+        ids = list(expired.values_list("pk", flat=True)[:1000])
+        if not ids:
+            return 0
+        Delivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.PENDING, claim_token=None, lease_expires_at=None, updated_at=now
+        )
+        Notification.objects.filter(delivery_id__in=ids).exclude(
+            status__in=FINAL_NOTIFICATION_STATUSES
+        ).update(claim_token=None, updated_at=now)
+    jobs_reclaimed_total.inc(len(ids))
+    logger.warning("leases_expired", returned_to_pending=len(ids))
+    return len(ids)
 
 
 def seconds_until_next_due(*, now: datetime | None = None) -> float | None:
     now = now or timezone.now()
-    pending = ScheduledJob.objects.filter(status=JobStatus.PENDING)
-    earliest = pending.aggregate(run=Min("run_at"), retry=Min("retry_at"))
-    candidates = [value for value in (earliest["run"], earliest["retry"]) if value is not None]
-    if not candidates:
-        return None
-    return max(0.0, (min(candidates) - now).total_seconds())
+    earliest = Delivery.objects.filter(status=DeliveryStatus.PENDING).aggregate(due=Min("due_at"))[
+        "due"
+    ]
+    return None if earliest is None else max(0.0, (earliest - now).total_seconds())
 
 
-def run_forever(*, interval: float | None = None, stop=lambda: False) -> None:
-    """The dispatcher loop: claim what is due, reclaim abandoned leases now and then, and
-    sleep until the next job is due (never longer than the interval, so new jobs are seen)."""
-    interval = interval or settings.DISPATCH_INTERVAL_SECONDS
-    next_reap = 0.0
+def refill_plans(*, now: datetime | None = None) -> int:
+    """Keep every active recurring campaign planned ahead; their next run times follow."""
+    refilled = planning.refill(now=now)
+    if refilled:
+        with transaction.atomic():
+            campaigns.settle(refilled, now=now or timezone.now())
+    return len(refilled)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+def beat(name: str, *, now: datetime | None = None) -> None:
+    DispatcherHeartbeat.objects.update_or_create(
+        name=name, defaults={"beat_at": now or timezone.now()}
+    )
+
+
+def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
+    """Claim what is due (while the backlog has room), reap expired leases and refill plans
+    now and then, beat, and sleep until the next delivery is due (at most the interval)."""
+    name = name or f"{socket.gethostname()}:{os.getpid()}"
+    interval = settings.DISPATCH_INTERVAL_SECONDS
+    tick = settings.DISPATCH_TICK_SECONDS
+    timers = {"reap": 0.0, "plan": 0.0, "beat": 0.0}
+    failures = 0
     while not stop():
-        claimed = claim_due_jobs()
-        if time.monotonic() >= next_reap:
-            reclaim_expired_leases()
-            next_reap = time.monotonic() + max(interval, 5.0)
-        if len(claimed) >= settings.DISPATCH_BATCH_SIZE:
-            continue  # more are due right now
+        try:
+            close_old_connections()  # a connection that failed its health check is replaced
+            room = settings.DISPATCH_MAX_QUEUED - backlog()
+            dispatch_backlog.set(settings.DISPATCH_MAX_QUEUED - room)
+            limit = min(room, settings.DISPATCH_CLAIM_SIZE)
+            claimed = sum(len(ids) for _, ids in claim_due(limit=limit)) if limit > 0 else 0
+            _now_and_then(timers, name)
+            failures = 0
+        except Exception as exc:  # the loop outlives every failure; each is logged and counted
+            failures += 1
+            pause = min(BACKOFF_MAX_SECONDS, 0.25 * 2 ** (failures - 1))
+            scheduler_errors_total.labels(type(exc).__name__).inc()
+            logger.warning("dispatch_round_failed", error=type(exc).__name__, detail=str(exc)[:300],
+                           retry_in=pause)  # fmt: skip
+            _reset_connection()
+            time.sleep(pause)
+            continue
+        if claimed:
+            continue  # claim again at once: more may be due
+        if limit <= 0:
+            time.sleep(tick)  # the workers are busy: wait for room
+            continue
         wait = seconds_until_next_due()
-        time.sleep(interval if wait is None else min(interval, max(wait, 0.005)))
+        time.sleep(interval if wait is None else min(interval, max(wait, tick)))
+    with contextlib.suppress(Exception):
+        DispatcherHeartbeat.objects.filter(name=name).delete()
+
+
+def _now_and_then(timers: dict[str, float], name: str) -> None:
+    clock = time.monotonic()
+    if clock >= timers["reap"]:
+        reclaim_expired_leases()
+        timers["reap"] = clock + settings.DISPATCH_REAP_INTERVAL_SECONDS
+    if clock >= timers["plan"]:
+        refill_plans()
+        timers["plan"] = clock + settings.PLAN_INTERVAL_SECONDS
+    if clock >= timers["beat"]:
+        beat(name)
+        timers["beat"] = clock + HEARTBEAT_INTERVAL_SECONDS
+
+
+def _reset_connection() -> None:
+    with contextlib.suppress(Exception):  # closing a dead connection may itself fail
+        connection.close()

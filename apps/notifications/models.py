@@ -1,90 +1,171 @@
+"""The sending engine's tables: occurrences, their deliveries, and the notifications sent.
+
+    Campaign ─< Occurrence ─< Delivery ─< Notification
+                (an instant     (one send to one    (one content of one delivery,
+                 of the plan)    target at run_at)   exactly once)
+
+Exactly once per (campaign, occurrence, slice, content) is held by the database: an
+occurrence is unique per (campaign, at), a delivery per (occurrence, slice), a notification
+per (delivery, content). Every write to these tables is made by apps.notifications
+(planning, dispatcher, engine); other apps call those modules.
+"""
+
 from django.db import models
 from django.db.models import Q
 
 from apps.common.models import BaseModel
 
 
-class JobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"  # waiting for run_at
-    QUEUED = "queued", "Queued"  # claimed by the dispatcher, task enqueued
+class Occurrence(BaseModel):
+    """One instant of a campaign's schedule. Created by the planner, ahead of time; it owns
+    the deliveries that send it (one today; one per zone, language or variant later).
+
+    `is_last` marks the schedule's final instant: once it exists, the plan is complete.
+    """
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="occurrences"
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="occurrences"
+    )
+    at = models.DateTimeField()
+    local = models.CharField(max_length=32, help_text="The wall-clock time, with its offset.")
+    is_last = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["at"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "at"], name="occurrence_campaign_at"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign"], condition=Q(is_last=True), name="occurrence_last"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} at {self.at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # waiting for due_at
+    QUEUED = "queued", "Queued"  # claimed by a dispatcher, handed to the broker
     RUNNING = "running", "Running"  # a worker holds the lease and is sending
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"  # the campaign was cancelled before it ran
-    SKIPPED = "skipped", "Skipped"  # the campaign was no longer runnable when claimed
+    SKIPPED = "skipped", "Skipped"  # not runnable when a worker took it (or missed)
 
 
-ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+ACTIVE_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.RUNNING)
+WAITING_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED)
+FINISHED_STATUSES = (
+    DeliveryStatus.COMPLETED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.CANCELLED,
+    DeliveryStatus.SKIPPED,
+)
 
 
-class ScheduledJob(BaseModel):
-    """One planned run of a campaign (one occurrence of its schedule).
+class Delivery(BaseModel):
+    """One send of an occurrence to one target at one time: what the engine claims and runs.
 
-    The lease fields belong to the sending engine: a dispatcher claims due pending jobs
-    (status queued, claimed_at) in the transaction that selects them, a worker takes a
-    lease (running, started_at, lease_expires_at, attempt + 1) and finishes the job
-    (finished_at, last_error); a job whose lease expired can be reclaimed.
+    Ownership: a dispatcher's claim gives the delivery a new `claim_token`; every later write
+    (start, lease renewal, each notification's outcome, the finish) is conditional on it, so
+    a worker whose lease expired and was superseded changes nothing. `attempts` counts the
+    times a worker started it, never the claims: waiting for a worker costs nothing.
+
+    `run_at` is when it should reach FCM (what lateness is measured against); `due_at` is
+    when a dispatcher may claim it next (run_at, or later for a retry).
     """
 
     workspace = models.ForeignKey(
-        "workspaces.Workspace", on_delete=models.CASCADE, related_name="scheduled_jobs"
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="deliveries"
     )
     campaign = models.ForeignKey(
-        "campaigns.Campaign", on_delete=models.CASCADE, related_name="jobs"
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="deliveries"
     )
+    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
+    # Which part of the occurrence this is ("" for the whole audience; a zone, language or
+    # variant once deliveries are split).
+    slice = models.CharField(max_length=64, blank=True, default="")
+    topic = models.CharField(max_length=900, blank=True, default="")
+    condition = models.CharField(max_length=1000, blank=True, default="")
     run_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
-    attempt = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    claim_token = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
-    # Set when a retry waits longer than a Celery countdown should: the dispatcher claims the
-    # job again once this time has passed. `run_at` stays the occurrence it belongs to.
-    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run_at"]
+        verbose_name_plural = "deliveries"
         indexes = [
-            models.Index(fields=["workspace", "run_at", "status"], name="sjob_ws_run_status"),
-            # The dispatcher's claim: status = pending AND run_at <= now ORDER BY run_at.
+            models.Index(fields=["workspace", "run_at"], name="delivery_ws_run_at"),
+            # The claim: pending AND due_at <= now, grouped by workspace for fairness.
             models.Index(
-                fields=["run_at"], condition=Q(status=JobStatus.PENDING), name="sjob_pending_due"
+                fields=["due_at"],
+                include=["workspace"],
+                condition=Q(status=DeliveryStatus.PENDING),
+                name="delivery_pending_due",
             ),
-            # Reclaiming jobs whose worker died: active AND lease_expires_at < now.
+            models.Index(
+                fields=["workspace", "due_at"],
+                condition=Q(status=DeliveryStatus.PENDING),
+                name="delivery_pending_ws_due",
+            ),
+            # The reaper (expired leases) and the dispatcher's backlog count.
             models.Index(
                 fields=["lease_expires_at"],
-                condition=Q(status__in=ACTIVE_JOB_STATUSES),
-                name="sjob_active_lease",
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="delivery_active_lease",
             ),
-            models.Index(fields=["campaign", "status"], name="sjob_campaign_status"),
+            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "run_at"], name="sjob_campaign_run_at"),
+            models.UniqueConstraint(
+                fields=["occurrence", "slice"], name="delivery_occurrence_slice"
+            ),
             models.CheckConstraint(
-                condition=Q(status__in=JobStatus.values), name="sjob_status_valid"
+                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(topic="") & ~Q(condition="")) | (~Q(topic="") & Q(condition="")),
+                name="delivery_exactly_one_target",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"job {self.pk} for {self.campaign_id} at {self.run_at:%Y-%m-%dT%H:%M:%SZ}"
+        return f"delivery {self.pk} of {self.campaign_id} at {self.run_at:%Y-%m-%dT%H:%M:%SZ}"
+
+    @property
+    def target(self) -> dict[str, str]:
+        return {"topic": self.topic} if self.topic else {"condition": self.condition}
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"  # created with its job's run, not yet handed to FCM
+    PENDING = "pending", "Pending"  # not handed to FCM (yet, or again after a retryable error)
     SENDING = "sending", "Sending"  # handed to FCM; the outcome is not recorded yet
     SENT = "sent", "Sent"  # FCM accepted it (fcm_message_id)
-    FAILED = "failed", "Failed"  # FCM refused it for good (error_code, error_message)
+    FAILED = "failed", "Failed"  # refused for good, or given up (error_code, error_message)
+
+
+FINAL_NOTIFICATION_STATUSES = (NotificationStatus.SENT, NotificationStatus.FAILED)
 
 
 class Notification(BaseModel):
-    """One content of one run of a campaign: exactly one row per (job, content).
+    """One content of one delivery: exactly one row per (delivery, content).
 
-    A retried run finds the row and skips what is already sent; the row's id is the
-    collapse identity FCM carries (Android tag, apns-collapse-id, web-push Topic), so a
-    message sent twice after a crash shows once on a device. `attempt` is the job attempt
-    that owns the row: writes from a superseded attempt match no row.
+    A re-run finds the row and skips what is already sent; the row's id is the collapse
+    identity FCM carries (Android tag, apns-collapse-id, web-push Topic), so a message sent
+    twice after a crash shows once on a device. `claim_token` is the delivery claim that owns
+    the row: writes from a superseded claim match no row.
     """
 
     workspace = models.ForeignKey(
@@ -93,7 +174,7 @@ class Notification(BaseModel):
     campaign = models.ForeignKey(
         "campaigns.Campaign", on_delete=models.CASCADE, related_name="notifications"
     )
-    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="notifications")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="notifications")
     content = models.ForeignKey(
         "campaigns.CampaignContent",
         null=True,
@@ -107,7 +188,7 @@ class Notification(BaseModel):
     status = models.CharField(
         max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )
-    attempt = models.PositiveIntegerField(default=0)
+    claim_token = models.UUIDField(null=True, blank=True)
     fcm_message_id = models.CharField(max_length=255, blank=True, default="")
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
@@ -116,7 +197,9 @@ class Notification(BaseModel):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "content"], name="notification_job_content"),
+            models.UniqueConstraint(
+                fields=["delivery", "content"], name="notification_delivery_content"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=NotificationStatus.values), name="notification_status_valid"
             ),
@@ -129,3 +212,13 @@ class Notification(BaseModel):
 
     def __str__(self) -> str:
         return f"notification {self.pk} ({self.status})"
+
+
+class DispatcherHeartbeat(BaseModel):
+    """Each dispatcher process's last completed loop round, for /readyz and operators."""
+
+    name = models.CharField(max_length=255, unique=True)  # host:pid
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"

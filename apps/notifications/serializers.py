@@ -4,11 +4,16 @@ from apps.notifications.models import Notification
 
 
 class NotificationSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(
+        source="delivery_id", read_only=True, help_text="Deprecated: the same as `delivery`."
+    )
+
     class Meta:
         model = Notification
         fields = [
             "id",
             "campaign",
+            "delivery",
             "job",
             "content",
             "position",

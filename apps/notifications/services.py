@@ -1,399 +1,531 @@
-"""Running one scheduled job: the sending engine's business rules.
+"""Running a batch of deliveries: the sending engine's business rules.
 
-A job is owned by one attempt at a time. The dispatcher's claim gives it a new attempt
-number; `run_job(job_id, attempt)` starts only if the job is still queued for that attempt
-(a duplicate or stale task delivery does nothing), and every later write — lease renewal,
-each notification's progress, the finish — is conditional on that attempt, so a worker that
-lost its lease (and was superseded) cannot change anything.
+A dispatcher claims due deliveries under one claim token and hands a worker the batch in
+one broker message (token, ids). `run_batch` then:
 
-Per content there is one Notification row (unique per job and content). It moves
-pending -> sending -> sent | failed by conditional updates; a re-run skips what is sent and
-re-sends what was `sending` when the previous attempt died — with the same collapse
-identity (the notification id), so a device shows it once.
+1. **starts** them, in one transaction: the campaigns' rows are locked in id order; each
+   delivery still queued under this token becomes running with a lease and one more attempt
+   (a duplicate or stale message starts nothing). Deliveries that must not go out finish
+   at once: the campaign is no longer sendable (skipped), the run is later than its
+   catch-up window (skipped, MISSED), workers died on it too often (failed, GAVE_UP), no
+   Firebase project is connected (failed). The others get their notification rows — one
+   per content, created or taken over from an earlier attempt, marked `sending` — before
+   anything goes out, so a crash mid-send leaves them recorded as possibly sent.
+2. **sends** every message concurrently (firebase.client.send_many), each only while this
+   worker still holds the lease; what an earlier attempt sent is never sent again, and a
+   message resent after a crash carries the same collapse identity (the notification id).
+3. **records** the outcomes in one transaction, retried if the database connection drops
+   (every write is conditional on the claim token, so a retry or a superseded worker can
+   only repeat what is still true): the notifications' outcomes and their hourly rollups,
+   the deliveries' outcomes (completed, failed, or back to pending for a retry), their audit
+   rows, and the campaigns' statuses (apps.campaigns.services.settle) — a fixed number of
+   statements per batch, whatever its size.
 
-Retries: only FCM outcomes that can succeed later are retried, after the delay the client
-reports. Short delays re-enqueue the task with a Celery countdown; longer ones put the job
-back to pending with `retry_at` (a Redis-broker countdown outliving the visibility timeout
-would be redelivered). After JOB_MAX_ATTEMPTS the job fails with the last reason.
-
-Catch-up: a job that starts more than the campaign's `catch_up_window_seconds` after its
-run_at (the service was down) is skipped, not sent late; a recurring campaign moves on to
-its next occurrence, a one-off campaign fails with the reason.
+Retries: only FCM outcomes that can succeed later (UNAVAILABLE, INTERNAL, QUOTA_EXCEEDED,
+timeouts, connection errors), after the delay FCM or the backoff asks for: the delivery goes
+back to pending with `due_at` then, keeping its `run_at`. After JOB_MAX_ATTEMPTS worker
+starts it fails with the reason, and so do its unsent notifications.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Q
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from apps.analytics.rollups import record_notification_outcome
+from apps.analytics.rollups import record_notification_outcomes
 from apps.campaigns import services as campaigns
-from apps.campaigns.models import CampaignStatus
-from apps.common import audit
-from apps.common.errors import InvalidTransition
+from apps.campaigns.models import Campaign, CampaignContent
+from apps.common import audit, bulk
 from apps.common.logging import get_logger
-from apps.integrations.firebase.client import FcmClient, FcmError
-from apps.integrations.firebase.selectors import get_config, service_account_of
+from apps.integrations.firebase import client as fcm
+from apps.integrations.firebase.selectors import service_accounts_for
 from apps.integrations.firebase.validation import MessageInvalid
 from apps.notifications.metrics import (
+    claim_to_send_seconds,
+    delivery_batch_size,
     dispatch_lateness_seconds,
     notifications_failed_total,
     notifications_sent_total,
 )
 from apps.notifications.models import (
-    JobStatus,
+    FINAL_NOTIFICATION_STATUSES,
+    Delivery,
+    DeliveryStatus,
     Notification,
     NotificationStatus,
-    ScheduledJob,
 )
 
 logger = get_logger("pushpilot.sending")
 
-FINAL = (NotificationStatus.SENT, NotificationStatus.FAILED)
+# Stop sending this long before the lease runs out: the reaper hands the delivery to
+# another worker only after it has.
+LEASE_MARGIN_SECONDS = 2.0
+# Recording outcomes survives a dropped database connection: reconnect and try again.
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
-class GiveUp:
-    """Why a job stops for good: the code stored on its unsent notifications, and a reason."""
+class Outcome:
+    """What became of one notification in this run."""
 
-    code: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.reason}"
-
-
-class JobLost(Exception):
-    """This attempt no longer owns the job (its lease expired and another attempt took it)."""
+    status: str  # sent | failed | retry | not_sent
+    name: str = ""  # FCM's message name, when sent
+    code: str = ""
+    message: str = ""
+    retry_after: float = 0.0
 
 
-def run_job(job_id: str, attempt: int) -> str:
-    """Run one attempt of a job; return what became of it (for logs and tests)."""
-    now = timezone.now()
-    started = ScheduledJob.objects.filter(
-        pk=job_id, status=JobStatus.QUEUED, attempt=attempt
-    ).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        updated_at=now,
-    )
-    if not started:
-        logger.info("job_delivery_ignored", job_id=job_id, attempt=attempt)
-        return "ignored"
-    job = ScheduledJob.objects.select_related("campaign", "workspace").get(pk=job_id)
-    campaign = job.campaign
-    dispatch_lateness_seconds.observe(max(0.0, (now - job.run_at).total_seconds()))
-    log = logger.bind(
-        job_id=job_id,
-        attempt=attempt,
-        campaign_id=str(campaign.pk),
-        workspace_id=str(job.workspace_id),
-    )
-    try:
-        if campaign.is_deleted or campaign.status not in (
-            CampaignStatus.SCHEDULED,
-            CampaignStatus.RUNNING,
-        ):
-            return _skip(
-                job,
-                attempt,
-                f"The campaign is {'deleted' if campaign.is_deleted else campaign.status}.",
-            )
-        window = campaign.catch_up_window_seconds
-        if window is not None and (now - job.run_at).total_seconds() > window:
-            return _skip_missed(job, attempt, now)
-        if campaign.status == CampaignStatus.SCHEDULED:
-            try:
-                job.campaign = campaign = campaigns.start_run(campaign=campaign)
-            except InvalidTransition:
-                return _skip(job, attempt, "The campaign changed state before the run started.")
-        if attempt > settings.JOB_MAX_ATTEMPTS:  # the lease kept expiring: a worker keeps dying
-            return _finish(
-                job,
-                attempt,
-                give_up=GiveUp("GAVE_UP", f"{attempt - 1} attempts; last: {job.last_error}"),
-            )
-        config = get_config(job.workspace)
-        if config is None:
-            return _finish(
-                job,
-                attempt,
-                give_up=GiveUp("FIREBASE_NOT_CONNECTED", "no Firebase project is connected."),
-            )
-        outcome = _send_all(job, attempt, FcmClient(service_account_of(config)))
-        log.info("job_finished", outcome=outcome)
-        return outcome
-    except JobLost:
-        log.warning("job_lost", detail="the lease expired and another attempt owns the job")
-        return "lost"
+NOT_SENT = Outcome("not_sent")
 
 
-def _send_all(job: ScheduledJob, attempt: int, client: FcmClient) -> str:
-    lease_fresh = True  # run_job has just set it
-    for notification in _notifications_for(job, attempt):
-        if notification.status in FINAL:
-            continue  # sent (or refused for good) by an earlier attempt
-        if not lease_fresh:
-            _renew_lease(job, attempt)
-        lease_fresh = False
-        if notification.content is None:
-            _mark_failed(notification, attempt, "CONTENT_DELETED", "The content was deleted.")
-            continue
-        _mark_sending(notification, attempt)
-        try:
-            message = campaigns.message_for(
-                job.campaign, notification.content, notification_id=notification.pk
-            )
-            name = client.send(message, attempt=attempt)
-        except MessageInvalid as exc:
-            _mark_failed(notification, attempt, "INVALID_ARGUMENT", exc.message)
-        except FcmError as exc:
-            if exc.retryable:
-                return _retry(job, attempt, exc)
-            _mark_failed(notification, attempt, exc.error_code, exc.message)
-        else:
-            _mark_sent(notification, attempt, name)
-    return _finish(job, attempt)
+@dataclass
+class Run:
+    """One started delivery and the notifications this run owns."""
+
+    delivery: Delivery
+    notifications: list[Notification] = field(default_factory=list)
 
 
-def _notifications_for(job: ScheduledJob, attempt: int) -> list[Notification]:
-    """The job's rows, one per content, owned by `attempt`: created on the first attempt,
-    found (and taken over, where unfinished) on a re-run."""
-    contents = list(job.campaign.contents.order_by("position"))
-    existing = {row.content_id: row for row in Notification.objects.filter(job=job)}
-    missing = [
-        Notification(
-            workspace_id=job.workspace_id,
-            campaign_id=job.campaign_id,
-            job=job,
-            content=content,
-            position=content.position,
-            title=content.title,
-            body=content.subtitle,
-            attempt=attempt,
-        )
-        for content in contents
-        if content.pk not in existing
-    ]
-    # A superseded attempt racing this one makes a row conflict; the ids it kept are then
-    # not ours, its writes match nothing, and this attempt ends as JobLost — never a double send.
-    Notification.objects.bulk_create(missing, ignore_conflicts=True)
-    unfinished = [row.pk for row in existing.values() if row.status not in FINAL]
-    if unfinished:
-        Notification.objects.filter(pk__in=unfinished).exclude(status__in=FINAL).update(
-            attempt=attempt, updated_at=timezone.now()
-        )
-    by_content = {content.pk: content for content in contents}
-    rows = [*existing.values(), *missing]
-    for row in rows:
-        row.attempt = attempt if row.status not in FINAL else row.attempt
-        row.content = by_content.get(row.content_id)
-    return sorted(rows, key=lambda row: row.position)
+@dataclass
+class Batch:
+    token: uuid.UUID
+    started_at: datetime
+    runs: list[Run]
+    accounts: dict  # workspace id -> service account
 
 
-def _renew_lease(job: ScheduledJob, attempt: int) -> None:
-    now = timezone.now()
-    renewed = ScheduledJob.objects.filter(
-        pk=job.pk, status=JobStatus.RUNNING, attempt=attempt
-    ).update(lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), updated_at=now)
-    if not renewed:
-        raise JobLost()
+def run_batch(token: str, delivery_ids: list[str]) -> dict[str, int]:
+    """Run one claimed batch; returns how many deliveries ended how (for logs and tests)."""
+    batch = _start(uuid.UUID(str(token)), delivery_ids, timezone.now())
+    if batch is None:
+        logger.info("batch_ignored", deliveries=len(delivery_ids), detail="stale or duplicate")
+        return {"ignored": len(delivery_ids)}
+    outcomes = _send(batch) if batch.runs else {}
+    summary = _record_with_retries(batch, outcomes)
+    logger.info("batch_finished", deliveries=len(delivery_ids), **summary)
+    return summary
 
 
-def _owned(notification: Notification, attempt: int, *statuses: str):
-    return Notification.objects.filter(pk=notification.pk, attempt=attempt, status__in=statuses)
-
-
-def _mark_sending(notification: Notification, attempt: int) -> None:
-    if not _owned(
-        notification, attempt, NotificationStatus.PENDING, NotificationStatus.SENDING
-    ).update(status=NotificationStatus.SENDING, updated_at=timezone.now()):
-        raise JobLost()
-
-
-@transaction.atomic
-def _mark_sent(notification: Notification, attempt: int, message_name: str) -> None:
-    now = timezone.now()
-    if not _owned(notification, attempt, NotificationStatus.SENDING).update(
-        status=NotificationStatus.SENT,
-        fcm_message_id=message_name,
-        sent_at=now,
-        error_code="",
-        error_message="",
-        updated_at=now,
-    ):
-        raise JobLost()
-    _count(notification, NotificationStatus.SENT, now)
-
-
-@transaction.atomic
-def _mark_failed(notification: Notification, attempt: int, code: str, message: str) -> None:
-    now = timezone.now()
-    if not _owned(
-        notification, attempt, NotificationStatus.PENDING, NotificationStatus.SENDING
-    ).update(
-        status=NotificationStatus.FAILED,
-        error_code=code[:64],
-        error_message=message[:2000],
-        updated_at=now,
-    ):
-        raise JobLost()
-    _count(notification, NotificationStatus.FAILED, now, code)
-
-
-def _count(notification: Notification, status: str, at: datetime, code: str = "") -> None:
-    """The hourly rollup in the same transaction as the status change (which happens once
-    per notification); metrics after commit (a rolled-back write was never sent or failed)."""
-    record_notification_outcome(notification, status, at)
-    if status == NotificationStatus.SENT:
-        transaction.on_commit(notifications_sent_total.inc)
-    else:
-        transaction.on_commit(lambda: notifications_failed_total.labels(code or "UNKNOWN").inc())
-
-
-def _retry(job: ScheduledJob, attempt: int, error: FcmError) -> str:
-    from apps.notifications.tasks import run_campaign_job
-
-    if attempt >= settings.JOB_MAX_ATTEMPTS:
-        reason = f"gave up after {attempt} attempts: {error.message}"
-        return _finish(job, attempt, give_up=GiveUp(error.error_code, reason))
-    now = timezone.now()
-    delay = max(0.0, error.retry_after or 0.0)
-    owned = ScheduledJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=attempt)
+# --- 1. start ---------------------------------------------------------------------------------
+def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
+    queued = Delivery.objects.filter(pk__in=ids, claim_token=token, status=DeliveryStatus.QUEUED)
     with transaction.atomic():
-        if delay <= settings.RETRY_COUNTDOWN_MAX_SECONDS:
-            moved = owned.update(
-                status=JobStatus.QUEUED,
-                attempt=attempt + 1,
-                last_error=str(error)[:2000],
-                lease_expires_at=now
-                + timedelta(seconds=delay + settings.JOB_QUEUE_TIMEOUT_SECONDS),
-                updated_at=now,
+        campaign_ids = set(queued.values_list("campaign_id", flat=True))
+        if not campaign_ids:
+            return None
+        locked = campaigns.lock_for_sending(campaign_ids)
+        queued.update(
+            status=DeliveryStatus.RUNNING,
+            started_at=now,
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        deliveries = list(
+            Delivery.objects.filter(pk__in=ids, claim_token=token, status=DeliveryStatus.RUNNING)
+        )
+        accounts = service_accounts_for({d.workspace_id for d in deliveries})
+        runs, finished = [], []
+        for delivery in deliveries:
+            delivery.campaign = locked[delivery.campaign_id]
+            reason = _reason_not_to_send(delivery, now, accounts)
+            if reason is None:
+                runs.append(Run(delivery))
+            else:
+                finished.append((delivery, *reason))
+        delivery_batch_size.observe(len(deliveries))
+        for run in runs:
+            dispatch_lateness_seconds.observe(max(0.0, (now - run.delivery.run_at).total_seconds()))
+        campaigns.mark_running(
+            {run.delivery.campaign_id: run.delivery.campaign for run in runs}.values(), now=now
+        )
+        _take_notifications(token, runs, now)
+        if finished:
+            _finish_unsent(token, finished, now)
+            campaigns.settle({delivery.campaign_id for delivery, *_ in finished}, now=now)
+    return Batch(token, now, runs, accounts)
+
+
+def _reason_not_to_send(delivery: Delivery, now: datetime, accounts) -> tuple | None:
+    """(status, code, reason) for a delivery that must finish without sending, else None."""
+    campaign: Campaign = delivery.campaign
+    if not campaigns.is_sendable(campaign):
+        state = "deleted" if campaign.is_deleted else campaign.status
+        return DeliveryStatus.SKIPPED, "SKIPPED", f"The campaign is {state}."
+    window = campaign.catch_up_window_seconds
+    late = (now - delivery.run_at).total_seconds()
+    if window is not None and late > window:
+        return (
+            DeliveryStatus.SKIPPED,
+            "MISSED",
+            f"MISSED: started {int(late)} s after its time, beyond the campaign's catch-up "
+            f"window of {window} s.",
+        )
+    if delivery.attempts > settings.JOB_MAX_ATTEMPTS:  # its workers kept dying
+        last = f"; last: {delivery.last_error}" if delivery.last_error else ""
+        return (
+            DeliveryStatus.FAILED,
+            "GAVE_UP",
+            f"GAVE_UP: {delivery.attempts - 1} attempts ended without an outcome{last}",
+        )
+    if delivery.workspace_id not in accounts:
+        return (
+            DeliveryStatus.FAILED,
+            "FIREBASE_NOT_CONNECTED",
+            "FIREBASE_NOT_CONNECTED: no Firebase project is connected.",
+        )
+    return None
+
+
+def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> None:
+    """Each run's unsent notification rows, owned by this token: created for contents that
+    have none yet, taken over where an earlier attempt left them unfinished."""
+    if not runs:
+        return
+    by_campaign = defaultdict(list)
+    for content in CampaignContent.objects.filter(
+        campaign_id__in={run.delivery.campaign_id for run in runs}
+    ).order_by("position"):
+        by_campaign[content.campaign_id].append(content)
+    ids = [run.delivery.pk for run in runs]
+    existing = set(
+        Notification.objects.filter(delivery_id__in=ids).values_list("delivery_id", "content_id")
+    )
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                workspace_id=run.delivery.workspace_id,
+                campaign_id=run.delivery.campaign_id,
+                delivery=run.delivery,
+                content=content,
+                position=content.position,
+                title=content.title,
+                body=content.subtitle,
+                status=NotificationStatus.SENDING,
+                claim_token=token,
             )
-            if moved:
-                transaction.on_commit(
-                    lambda: run_campaign_job.apply_async(
-                        args=(str(job.pk), attempt + 1), countdown=delay
-                    )
+            for run in runs
+            for content in by_campaign[run.delivery.campaign_id]
+            if (run.delivery.pk, content.pk) not in existing
+        ],
+        # A superseded worker racing this one made some rows: they are taken over below.
+        ignore_conflicts=True,
+    )
+    owned = {pk for pk, _ in _take_over_unsent(token, ids, now)}
+    contents = {content.pk: content for group in by_campaign.values() for content in group}
+    by_delivery = {run.delivery.pk: run for run in runs}
+    for notification in Notification.objects.filter(pk__in=owned).order_by("position"):
+        notification.content = contents.get(notification.content_id)
+        by_delivery[notification.delivery_id].notifications.append(notification)
+
+
+def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime) -> None:
+    """Deliveries that end without sending: their unsent notifications (whichever attempt
+    left them) fail with the same reason, and each delivery is audited."""
+    for (status, code), group in _grouped(finished).items():
+        ids = [delivery.pk for delivery, *_ in group]
+        reason_of = {delivery.pk: reason for delivery, _, _, reason in group}
+        unsent = _take_over_unsent(token, ids, now)
+        _write_outcomes(
+            token,
+            [(pk, Outcome("failed", code=code, message=reason_of[d])) for pk, d in unsent],
+            now,
+        )
+        bulk.update_rows(
+            Delivery,
+            ("id", "status", "finished_at", "lease_expires_at", "last_error", "updated_at"),
+            [(pk, status, now, None, reason_of[pk][:2000], now) for pk in ids],
+            where={"claim_token": token, "status": DeliveryStatus.RUNNING},
+        )
+        audit.record_many(
+            audit.Entry(
+                f"delivery.{status}",
+                workspace_id=delivery.workspace_id,
+                target=delivery,
+                metadata={"reason": reason, "attempts": delivery.attempts},
+            )
+            for delivery, _, _, reason in group
+        )
+        for delivery, _, _, reason in group:
+            logger.info("delivery_not_sent", delivery_id=str(delivery.pk), reason=reason)
+
+
+def _take_over_unsent(token: uuid.UUID, delivery_ids, now: datetime) -> list[tuple]:
+    """(notification id, delivery id) of the deliveries' unsent notifications, now owned by
+    this token and marked sending (the caller owns the deliveries)."""
+    Notification.objects.filter(delivery_id__in=delivery_ids).exclude(
+        status__in=FINAL_NOTIFICATION_STATUSES
+    ).update(status=NotificationStatus.SENDING, claim_token=token, updated_at=now)
+    return list(
+        Notification.objects.filter(
+            delivery_id__in=delivery_ids, claim_token=token, status=NotificationStatus.SENDING
+        ).values_list("pk", "delivery_id")
+    )
+
+
+def _grouped(finished: list[tuple]) -> dict[tuple[str, str], list[tuple]]:
+    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for item in finished:
+        groups[(item[1], item[2])].append(item)
+    return groups
+
+
+# --- 2. send ----------------------------------------------------------------------------------
+def _send(batch: Batch) -> dict[uuid.UUID, Outcome]:
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    sends = []
+    for run in batch.runs:
+        delivery = run.delivery
+        claim_to_send_seconds.observe(
+            max(0.0, (batch.started_at - (delivery.claimed_at or batch.started_at)).total_seconds())
+        )
+        for notification in run.notifications:
+            if notification.content is None:
+                outcomes[notification.pk] = Outcome(
+                    "failed", code="CONTENT_DELETED", message="The content was deleted."
                 )
-        else:
-            moved = owned.update(
-                status=JobStatus.PENDING,
-                retry_at=now + timedelta(seconds=delay),
-                lease_expires_at=None,
-                last_error=str(error)[:2000],
+                continue
+            try:
+                message = campaigns.message_for(
+                    delivery.campaign,
+                    notification.content,
+                    target=delivery.target,
+                    notification_id=notification.pk,
+                )
+            except MessageInvalid as exc:
+                outcomes[notification.pk] = Outcome(
+                    "failed", code="INVALID_ARGUMENT", message=exc.message
+                )
+                continue
+            sends.append(
+                fcm.Send(
+                    notification.pk,
+                    batch.accounts[delivery.workspace_id],
+                    message,
+                    attempt=delivery.attempts,
+                )
+            )
+    lease = _Lease(batch)
+    results = fcm.send_many(
+        sends,
+        may_send=lease.held,
+        while_waiting=lease.renew,
+        wait_seconds=settings.JOB_LEASE_SECONDS / 3,
+    )
+    for key, result in results.items():
+        outcomes[key] = _outcome_of(result)
+    return outcomes
+
+
+def _outcome_of(result) -> Outcome:
+    if result is fcm.NOT_SENT:
+        return NOT_SENT
+    if isinstance(result, fcm.FcmError):
+        if result.retryable:
+            return Outcome(
+                "retry",
+                code=result.error_code,
+                message=str(result),
+                retry_after=max(0.0, result.retry_after or 0.0),
+            )
+        return Outcome("failed", code=result.error_code, message=result.message)
+    return Outcome("sent", name=result)
+
+
+class _Lease:
+    """This worker's hold on the batch, as seen from here: sends stop once it may have run
+    out (a stopped or slow worker must not send what another worker now owns)."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.ids = [run.delivery.pk for run in batch.runs]
+        self.deadline = time.monotonic() + settings.JOB_LEASE_SECONDS - LEASE_MARGIN_SECONDS
+
+    def held(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def renew(self) -> None:
+        asked = time.monotonic()
+        now = timezone.now()
+        try:
+            renewed = Delivery.objects.filter(
+                pk__in=self.ids, claim_token=self.batch.token, status=DeliveryStatus.RUNNING
+            ).update(
+                lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
                 updated_at=now,
             )
-        if not moved:
-            raise JobLost()
-        audit.record(
-            "job.retry_scheduled",
-            workspace=job.workspace,
-            target=job,
+        except (OperationalError, InterfaceError):
+            close_old_connections()
+            return  # not renewed: the current deadline stands
+        if renewed == len(self.ids):
+            self.deadline = asked + settings.JOB_LEASE_SECONDS - LEASE_MARGIN_SECONDS
+        else:
+            self.deadline = 0.0  # another claim took some of them: stop sending
+            logger.warning("lease_lost", token=str(self.batch.token))
+
+
+# --- 3. record --------------------------------------------------------------------------------
+def _record_with_retries(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return _record(batch, outcomes)
+        except (OperationalError, InterfaceError) as exc:
+            if delay is None:
+                raise
+            logger.warning("record_retry", error=type(exc).__name__, retry_in=delay)
+            close_old_connections()
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
+    now = timezone.now()
+    before = _tallies([run.delivery.pk for run in batch.runs])
+    settled = [_settle(run, outcomes, before[run.delivery.pk], now) for run in batch.runs]
+    _write_outcomes(
+        batch.token,
+        [(pk, o) for s in settled for pk, o in s.outcomes.items() if o.status in FINAL_OUTCOMES],
+        now,
+    )
+    Notification.objects.filter(
+        pk__in=[
+            pk for s in settled for pk, o in s.outcomes.items() if o.status not in FINAL_OUTCOMES
+        ],
+        claim_token=batch.token,
+        status=NotificationStatus.SENDING,
+    ).update(status=NotificationStatus.PENDING, updated_at=now)  # a later attempt sends them
+    bulk.update_rows(
+        Delivery,
+        ("id", "status", "due_at", "finished_at", "lease_expires_at", "last_error", "updated_at"),
+        [
+            (s.delivery.pk, s.row_status, s.due_at, s.finished_at(now), None, s.error[:2000], now)
+            for s in settled
+        ],
+        where={"claim_token": batch.token, "status": DeliveryStatus.RUNNING},
+    )
+    audit.record_many(s.audit_entry() for s in settled if s.status != LOST)
+    campaigns.settle({run.delivery.campaign_id for run in batch.runs}, now=now)
+    summary: dict[str, int] = defaultdict(int)
+    for s in settled:
+        summary[s.status] += 1
+    return dict(summary)
+
+
+FINAL_OUTCOMES = ("sent", "failed")
+LOST = "lost"  # this worker stopped before the end (its lease may be gone)
+
+
+@dataclass
+class Settled:
+    """What a run comes to: the delivery's next status and each notification's outcome."""
+
+    delivery: Delivery
+    status: str  # a DeliveryStatus, or LOST
+    due_at: datetime
+    error: str
+    outcomes: dict[uuid.UUID, Outcome]
+    tally: dict[str, int]
+
+    @property
+    def row_status(self) -> str:
+        # Lost: back to pending now; the next claim sends what this one did not.
+        return DeliveryStatus.PENDING if self.status == LOST else self.status
+
+    def finished_at(self, now: datetime) -> datetime | None:
+        return None if self.row_status == DeliveryStatus.PENDING else now
+
+    def audit_entry(self) -> audit.Entry:
+        waiting = self.status == DeliveryStatus.PENDING
+        return audit.Entry(
+            "delivery.retry_scheduled" if waiting else f"delivery.{self.status}",
+            workspace_id=self.delivery.workspace_id,
+            target=self.delivery,
             metadata={
-                "attempt": attempt,
-                "error_code": error.error_code,
-                "retry_in_seconds": delay,
+                "attempts": self.delivery.attempts,
+                **self.tally,
+                **({"error": self.error} if self.error else {}),
+                **({"retry_at": self.due_at.isoformat()} if waiting else {}),
             },
         )
-    return "retrying"
 
 
-def _finish(job: ScheduledJob, attempt: int, *, give_up: GiveUp | None = None) -> str:
-    """Close the job and move the campaign on, in one transaction (conditional on the
-    attempt, so a second completion does nothing)."""
-    now = timezone.now()
-    with transaction.atomic():
-        if give_up:
-            for notification in Notification.objects.filter(job=job, attempt=attempt).exclude(
-                status__in=FINAL
-            ):
-                _mark_failed(notification, attempt, give_up.code, give_up.reason)
-        counts = Notification.objects.filter(job=job).aggregate(
-            sent=Count("pk", filter=Q(status=NotificationStatus.SENT)),
-            failed=Count("pk", filter=Q(status=NotificationStatus.FAILED)),
-        )
-        failed = give_up is not None or (counts["sent"] == 0 and counts["failed"] > 0)
-        closed = ScheduledJob.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, attempt=attempt
-        ).update(
-            status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
-            finished_at=now,
-            lease_expires_at=None,
-            last_error=(str(give_up) if give_up else _failure_summary(job))[:2000],
-            updated_at=now,
-        )
-        if not closed:
-            raise JobLost()
-        _move_campaign_on(job, succeeded=not failed, now=now)
-        audit.record(
-            "job.failed" if failed else "job.completed",
-            workspace=job.workspace,
-            target=job,
-            metadata={
-                "attempt": attempt,
-                **counts,
-                **({"reason": str(give_up)} if give_up else {}),
-            },
-        )
-    return "failed" if failed else "completed"
-
-
-def _failure_summary(job: ScheduledJob) -> str:
-    failures = Notification.objects.filter(job=job, status=NotificationStatus.FAILED)
-    return "; ".join(f"#{n.position}: {n.error_code} {n.error_message}" for n in failures)
-
-
-def _move_campaign_on(job: ScheduledJob, *, succeeded: bool, now: datetime) -> None:
-    campaign = job.campaign
-    if campaign.status != CampaignStatus.RUNNING:
-        return  # never started (skipped before start_run)
-    # A recurring campaign goes on to its next occurrence even when one run failed; the
-    # failed job says why. A one-off campaign ends failed or completed.
-    recurring = bool(campaign.rrule)
-    campaigns.finish_run(
-        campaign=campaign, run_at=job.run_at, succeeded=succeeded or recurring, now=now
+def _settle(run: Run, outcomes: dict, before: dict[str, int], now: datetime) -> Settled:
+    delivery = run.delivery
+    results = {n.pk: outcomes[n.pk] for n in run.notifications}
+    settled = Settled(delivery, DeliveryStatus.COMPLETED, delivery.due_at, "", results, before)
+    if any(o is NOT_SENT for o in results.values()):
+        settled.status, settled.error = LOST, delivery.last_error
+        return settled
+    retries = [o for o in results.values() if o.status == "retry"]
+    if retries:
+        worst = max(retries, key=lambda o: o.retry_after)
+        if delivery.attempts < settings.JOB_MAX_ATTEMPTS:
+            settled.status = DeliveryStatus.PENDING
+            settled.due_at = now + timedelta(seconds=worst.retry_after)
+            settled.error = worst.message
+            return settled
+        # Given up: what was not sent fails with the reason.
+        reason = f"gave up after {delivery.attempts} attempts: {worst.message}"
+        given_up = Outcome("failed", code=worst.code, message=reason)
+        settled.outcomes = {pk: given_up if o.status == "retry" else o for pk, o in results.items()}
+    settled.tally = {
+        status: before[status] + sum(o.status == status for o in settled.outcomes.values())
+        for status in FINAL_OUTCOMES
+    }
+    settled.error = "; ".join(
+        f"{o.code}: {o.message}" for o in settled.outcomes.values() if o.status == "failed"
     )
+    if settled.tally["sent"] == 0 and settled.tally["failed"] > 0:
+        settled.status = DeliveryStatus.FAILED
+    return settled
 
 
-def _skip(job: ScheduledJob, attempt: int, reason: str) -> str:
-    now = timezone.now()
-    with transaction.atomic():
-        skipped = ScheduledJob.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, attempt=attempt
-        ).update(
-            status=JobStatus.SKIPPED,
-            finished_at=now,
-            lease_expires_at=None,
-            last_error=reason,
-            updated_at=now,
-        )
-        if not skipped:
-            raise JobLost()
-        audit.record(
-            "job.skipped", workspace=job.workspace, target=job, metadata={"reason": reason}
-        )
-    logger.info("job_skipped", job_id=str(job.pk), reason=reason)
-    return "skipped"
+def _tallies(delivery_ids) -> dict[uuid.UUID, dict[str, int]]:
+    """Sent and failed notifications per delivery, recorded so far (by earlier attempts)."""
+    tallies: dict[uuid.UUID, dict[str, int]] = {pk: {"sent": 0, "failed": 0} for pk in delivery_ids}
+    for delivery_id, status in Notification.objects.filter(
+        delivery_id__in=delivery_ids, status__in=FINAL_NOTIFICATION_STATUSES
+    ).values_list("delivery_id", "status"):
+        tallies[delivery_id][status] += 1
+    return tallies
 
 
-def _skip_missed(job: ScheduledJob, attempt: int, now: datetime) -> str:
-    """Outside the catch-up window: record the occurrence as skipped and move on."""
-    late = int((now - job.run_at).total_seconds())
-    reason = (
-        f"MISSED: started {late} s after its time, beyond the campaign's catch-up window "
-        f"of {job.campaign.catch_up_window_seconds} s."
-    )
-    with transaction.atomic():
-        result = _skip(job, attempt, reason)
-        campaign = job.campaign
-        if campaign.status == CampaignStatus.SCHEDULED:
-            campaign = campaigns.start_run(campaign=campaign)
-            campaigns.finish_run(
-                campaign=campaign, run_at=job.run_at, succeeded=bool(campaign.rrule), now=now
-            )
-    return result
+def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]], now) -> None:
+    """Sent and failed notifications, with their rollups and metrics, in one statement for
+    the rows and one for the rollups. Only rows this token owns, still sending, change."""
+    rows = [
+        (pk, o.status, o.name, o.code[:64], o.message[:2000], now if o.status == "sent" else None,
+         token, now)
+        for pk, o in outcomes
+        if o.status in ("sent", "failed")
+    ]  # fmt: skip
+    if not rows:
+        return
+    changed = bulk.update_rows(
+        Notification,
+        ("id", "status", "fcm_message_id", "error_code", "error_message", "sent_at",
+         "claim_token", "updated_at"),
+        rows,
+        where={"claim_token": token, "status": NotificationStatus.SENDING},
+        returning=("workspace", "campaign", "content", "status", "error_code"),
+    )  # fmt: skip
+    record_notification_outcomes(((w, c, content, s) for w, c, content, s, _ in changed), now)
+    sent = sum(1 for *_, status, _ in changed if status == NotificationStatus.SENT)
+    failed_codes = [code or "UNKNOWN" for *_, status, code in changed if status != "sent"]
+
+    def count():
+        if sent:
+            notifications_sent_total.inc(sent)
+        for code in failed_codes:
+            notifications_failed_total.labels(code).inc()
+
+    transaction.on_commit(count)

@@ -6,7 +6,8 @@ from rest_framework.test import APIClient
 
 from apps.analytics import services
 from apps.campaigns.services import create_campaign
-from apps.notifications.models import Notification, ScheduledJob
+from apps.notifications.models import Notification
+from apps.notifications.testing import make_delivery
 
 
 @pytest.fixture
@@ -51,12 +52,10 @@ def make_sent_campaign(owner):
             topic="news",
             contents=[{"title": f"Title {i}", "subtitle": f"Body {i}"} for i in range(contents)],
         )
-        job = ScheduledJob.objects.create(
-            workspace=workspace, campaign=campaign, run_at=timezone.now() - timedelta(hours=1)
-        )
+        delivery = make_delivery(campaign, timezone.now() - timedelta(hours=1))
         notifications = [
             Notification.objects.create(
-                workspace=workspace, campaign=campaign, job=job, content=content,
+                workspace=workspace, campaign=campaign, delivery=delivery, content=content,
                 position=content.position, title=content.title,
             )
             for content in campaign.contents.order_by("position")

@@ -13,10 +13,10 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from apps.analytics import rollups, services
+from apps.analytics import services
 from apps.analytics.authentication import BoundedJSONParser
 from apps.analytics.models import NIL_UUID, AnalyticsEvent, EventRollup, IngestKey
-from apps.analytics.tests.factories import event
+from apps.analytics.tests.factories import event, record_outcome
 
 URL = "/api/v1/events"
 
@@ -254,9 +254,9 @@ def test_rollups_match_a_direct_count_of_the_events(workspace, make_sent_campaig
 def test_notification_outcomes_count_in_their_hour(workspace, make_sent_campaign):
     campaign, (first, second) = make_sent_campaign(workspace)
     at = datetime(2026, 3, 8, 6, 59, 59, tzinfo=UTC)
-    rollups.record_notification_outcome(first, "sent", at)
-    rollups.record_notification_outcome(second, "sent", at + timedelta(seconds=1))
-    rollups.record_notification_outcome(second, "failed", at)
+    record_outcome(first, "sent", at)
+    record_outcome(second, "sent", at + timedelta(seconds=1))
+    record_outcome(second, "failed", at)
     rows = sorted(
         EventRollup.objects.filter(campaign_id=campaign.pk).values_list(
             "content_id", "event_type", "bucket", "count"
@@ -271,10 +271,10 @@ def test_notification_outcomes_count_in_their_hour(workspace, make_sent_campaign
         ],
         key=str,
     )
-    rollups.record_notification_outcome(first, "sent", at)
+    record_outcome(first, "sent", at)
     assert EventRollup.objects.get(content_id=first.content_id, event_type="sent").count == 2
     with pytest.raises(ValueError):
-        rollups.record_notification_outcome(first, "opened", at)
+        record_outcome(first, "opened", at)
 
 
 def test_rebuild_recomputes_rollups_from_events_and_notifications(

@@ -9,9 +9,9 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from apps.analytics import rollups, services
+from apps.analytics import services
 from apps.analytics.models import EventRollup
-from apps.analytics.tests.factories import event
+from apps.analytics.tests.factories import event, record_outcome
 from apps.campaigns.models import CampaignContent
 
 
@@ -20,9 +20,9 @@ def reported(workspace, make_sent_campaign):
     """Two contents sent (one also failed on a second run), with device events."""
     campaign, (first, second) = make_sent_campaign(workspace)
     now = timezone.now()
-    rollups.record_notification_outcome(first, "sent", now)
-    rollups.record_notification_outcome(second, "sent", now)
-    rollups.record_notification_outcome(second, "failed", now)
+    record_outcome(first, "sent", now)
+    record_outcome(second, "sent", now)
+    record_outcome(second, "failed", now)
     n1, n2 = str(first.pk), str(second.pk)
     events = [
         *(event(f"d1-{i}", "delivered", notification_id=n1) for i in range(4)),
@@ -248,8 +248,8 @@ def test_overview_defaults_and_errors(api, workspace):
 
 def test_overview_counts_sends_and_failures(api, workspace, make_sent_campaign):
     _, (first, second) = make_sent_campaign(workspace)
-    rollups.record_notification_outcome(first, "sent", timezone.now())
-    rollups.record_notification_outcome(second, "failed", timezone.now())
+    record_outcome(first, "sent", timezone.now())
+    record_outcome(second, "failed", timezone.now())
     body = api.get("/api/v1/analytics/overview?interval=hour").json()
     assert (body["totals"]["sent"], body["totals"]["failed"]) == (1, 1)
     assert sum(p["sent"] for p in body["series"]) == 1

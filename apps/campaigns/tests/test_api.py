@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.campaigns import services
 from apps.campaigns.models import Campaign
-from apps.notifications.models import JobStatus, ScheduledJob
+from apps.notifications.models import Delivery, DeliveryStatus
 
 URL = "/api/v1/campaigns"
 
@@ -144,18 +144,21 @@ def test_schedule_cancel_and_jobs(api, connected, tomorrow):
     assert error["details"] == {
         "from": "scheduled",
         "to": "scheduled",
-        "allowed": ["cancelled", "draft", "running"],
+        "allowed": ["cancelled", "completed", "draft", "failed", "running"],
     }
     error = assert_error(
         api.patch(f"{URL}/{campaign_id}", {"contents": [{"title": "x"}]}), 409, "CAMPAIGN_LOCKED"
     )
     assert error["details"]["fields"] == ["contents"]
 
-    jobs = api.get(f"{URL}/{campaign_id}/jobs").json()
-    assert jobs["count"] == 1 and jobs["results"][0]["status"] == "pending"
+    # The deliveries planned so far (a day ahead, and the first one beyond), latest first.
+    jobs = api.get(f"{URL}/{campaign_id}/jobs").json()["results"]
+    assert jobs[-1]["run_at"] == iso(tomorrow) and jobs[-1]["occurrence_at"] == iso(tomorrow)
+    assert {job["status"] for job in jobs} == {"pending"} and 1 <= len(jobs) <= 2
 
     assert api.post(f"{URL}/{campaign_id}/cancel").json()["status"] == "cancelled"
-    assert api.get(f"{URL}/{campaign_id}/jobs").json()["results"][0]["status"] == "cancelled"
+    jobs = api.get(f"{URL}/{campaign_id}/jobs").json()["results"]
+    assert {job["status"] for job in jobs} == {"cancelled"}
     assert_error(api.post(f"{URL}/{campaign_id}/cancel"), 409, "INVALID_TRANSITION")
 
 
@@ -166,7 +169,7 @@ def test_unschedule_edit_reschedule(api, connected, tomorrow):
     response = api.patch(f"{URL}/{campaign_id}", {"contents": [{"title": "Edited"}]})
     assert response.json()["contents"][0]["title"] == "Edited"
     assert api.post(f"{URL}/{campaign_id}/schedule", {}).json()["status"] == "scheduled"
-    assert ScheduledJob.objects.filter(status=JobStatus.PENDING).count() == 1
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 1
 
 
 def test_duplicate(api):

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from apps.campaigns import services
@@ -8,13 +9,16 @@ from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import InvalidTransition, ValidationFailed
 from apps.common.models import AuditLog
-from apps.notifications.models import JobStatus, ScheduledJob
+from apps.notifications import planning
+from apps.notifications.models import Delivery, DeliveryStatus
 
 S = CampaignStatus
 
 
-def pending_jobs(campaign):
-    return list(ScheduledJob.objects.filter(campaign=campaign, status=JobStatus.PENDING))
+def pending_deliveries(campaign):
+    return list(
+        Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.PENDING).order_by("run_at")
+    )
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -191,15 +195,18 @@ def test_schedule_refuses_a_rule_without_future_runs(connected, make_campaign, o
     assert "rrule" in excinfo.value.details
 
 
-def test_schedule_creates_the_first_job(connected, make_campaign, owner, tomorrow):
+def test_schedule_plans_the_first_occurrences(connected, make_campaign, owner, tomorrow, settings):
+    settings.PLAN_HORIZON_SECONDS = 36 * 3600  # tomorrow and the day after are planned
     campaign = make_campaign()
     scheduled = services.schedule_campaign(
         campaign=campaign, actor=owner, scheduled_at=tomorrow, rrule="FREQ=DAILY;COUNT=3"
     )
     assert scheduled.status == S.SCHEDULED
     assert scheduled.next_run_at == tomorrow
-    [job] = pending_jobs(campaign)
-    assert job.run_at == tomorrow and job.workspace_id == campaign.workspace_id
+    first, second = pending_deliveries(campaign)
+    assert (first.run_at, second.run_at) == (tomorrow, tomorrow + timedelta(days=1))
+    assert first.workspace_id == campaign.workspace_id and first.target == {"topic": "news"}
+    assert first.occurrence.at == tomorrow and not second.occurrence.is_last
     assert Campaign.objects.get(pk=campaign.pk).rrule == "FREQ=DAILY;COUNT=3"
 
 
@@ -209,7 +216,7 @@ def test_schedule_twice_is_an_invalid_transition(connected, make_campaign, owner
     with pytest.raises(InvalidTransition) as excinfo:
         services.schedule_campaign(campaign=campaign, actor=owner)
     assert excinfo.value.details["from"] == "scheduled"
-    assert len(pending_jobs(campaign)) == 1
+    assert len(pending_deliveries(campaign)) == 1
 
 
 def test_unschedule_then_reschedule_at_the_same_time(connected, make_campaign, owner, tomorrow):
@@ -217,20 +224,20 @@ def test_unschedule_then_reschedule_at_the_same_time(connected, make_campaign, o
     services.schedule_campaign(campaign=campaign, actor=owner)
     services.unschedule_campaign(campaign=campaign, actor=owner)
     assert Campaign.objects.get(pk=campaign.pk).status == S.DRAFT
-    assert pending_jobs(campaign) == []
+    assert pending_deliveries(campaign) == []
     services.schedule_campaign(campaign=campaign, actor=owner)
-    assert len(pending_jobs(campaign)) == 1
+    assert len(pending_deliveries(campaign)) == 1
 
 
-def test_cancel_cancels_pending_jobs_in_the_same_transaction(
+def test_cancel_cancels_pending_deliveries_in_the_same_transaction(
     connected, make_campaign, owner, tomorrow
 ):
     campaign = make_campaign(scheduled_at=tomorrow)
     services.schedule_campaign(campaign=campaign, actor=owner)
     services.cancel_campaign(campaign=campaign, actor=owner)
     assert Campaign.objects.get(pk=campaign.pk).status == S.CANCELLED
-    assert pending_jobs(campaign) == []
-    assert ScheduledJob.objects.get(campaign=campaign).status == JobStatus.CANCELLED
+    assert pending_deliveries(campaign) == []
+    assert Delivery.objects.get(campaign=campaign).status == DeliveryStatus.CANCELLED
 
 
 def test_cancel_rolls_back_with_the_transition(connected, make_campaign, owner, tomorrow):
@@ -280,64 +287,97 @@ def test_duplicate_is_a_new_draft_with_the_same_contents(
     )
     assert copy.scheduled_at is None and copy.next_run_at is None
     assert [(c.title, c.data) for c in copy.contents.all()] == [("A", {"k": "v"}), ("B", {})]
-    assert not ScheduledJob.objects.filter(campaign=copy).exists()
+    assert not Delivery.objects.filter(campaign=copy).exists()
 
 
 # --- the engine's side of the state machine ---------------------------------------------------
+def run(delivery, status=DeliveryStatus.COMPLETED):
+    """What the engine does around one delivery: start it, finish it, settle the campaign."""
+    with transaction.atomic():
+        services.mark_running(services.lock_for_sending([delivery.campaign_id]).values(),
+                              now=delivery.run_at)  # fmt: skip
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RUNNING)
+        services.settle([delivery.campaign_id], now=delivery.run_at)
+        assert Campaign.objects.get(pk=delivery.campaign_id).status == S.RUNNING
+        Delivery.objects.filter(pk=delivery.pk).update(status=status)
+        services.settle([delivery.campaign_id], now=delivery.run_at)
+    return Campaign.objects.get(pk=delivery.campaign_id)
+
+
 def test_recurring_campaign_goes_back_to_scheduled_between_occurrences(
-    connected, make_campaign, owner, tomorrow
+    connected, make_campaign, owner, tomorrow, settings
 ):
+    settings.PLAN_HORIZON_SECONDS = 3 * 86400
     campaign = make_campaign()
     services.schedule_campaign(
         campaign=campaign, actor=owner, scheduled_at=tomorrow, rrule="FREQ=DAILY;COUNT=2"
     )
-    ScheduledJob.objects.filter(campaign=campaign).update(status=JobStatus.COMPLETED)
-    services.start_run(campaign=campaign)
-    services.finish_run(campaign=campaign, run_at=tomorrow, now=tomorrow)
-    campaign.refresh_from_db()
+    first, second = pending_deliveries(campaign)
+    campaign = run(first)
     assert campaign.status == S.SCHEDULED
     assert campaign.last_run_at == tomorrow
-    assert campaign.next_run_at == tomorrow + timedelta(days=1)
-    [job] = pending_jobs(campaign)
-    assert job.run_at == tomorrow + timedelta(days=1)
-
-    job.status = JobStatus.COMPLETED
-    job.save()
-    services.start_run(campaign=campaign)
-    services.finish_run(campaign=campaign, run_at=job.run_at, now=job.run_at)
-    campaign.refresh_from_db()
+    assert campaign.next_run_at == second.run_at == tomorrow + timedelta(days=1)
+    campaign = run(second)
     assert campaign.status == S.COMPLETED and campaign.next_run_at is None
-    assert pending_jobs(campaign) == []
+    assert pending_deliveries(campaign) == []
 
 
-def test_late_runs_skip_missed_occurrences(connected, make_campaign, owner, tomorrow):
+def test_the_plan_is_refilled_ahead(connected, make_campaign, owner, tomorrow):
     campaign = make_campaign()
+    start = tomorrow + timedelta(hours=1)  # beyond the horizon: the next one is not planned
+    services.schedule_campaign(campaign=campaign, actor=owner, scheduled_at=start,
+                               rrule="FREQ=DAILY")  # fmt: skip
+    assert len(pending_deliveries(campaign)) == 1
+    assert planning.refill() == []  # nothing to add yet
+    assert planning.refill(now=start) == [campaign.pk]
+    assert [d.run_at for d in pending_deliveries(campaign)] == [start, start + timedelta(days=1)]
+
+
+def test_instants_missed_beyond_the_catch_up_window_are_not_planned(
+    connected, make_campaign, owner, tomorrow
+):
+    campaign = make_campaign()  # the default catch-up window: one hour
     services.schedule_campaign(
         campaign=campaign, actor=owner, scheduled_at=tomorrow, rrule="FREQ=HOURLY"
     )
-    services.start_run(campaign=campaign)
-    late = tomorrow + timedelta(hours=5, minutes=10)
-    services.finish_run(campaign=campaign, run_at=tomorrow, now=late)
-    campaign.refresh_from_db()
-    assert campaign.next_run_at == tomorrow + timedelta(hours=6)
+    for delivery in pending_deliveries(campaign):
+        run(delivery)
+    # The planner was down for five hours: what is more than an hour late is not planned.
+    late = max(d.run_at for d in Delivery.objects.filter(campaign=campaign)) + timedelta(
+        hours=5, minutes=10
+    )
+    planning.refill(now=late)
+    assert pending_deliveries(campaign)[0].run_at == late - timedelta(minutes=10)
 
 
-def test_a_failed_run_ends_in_failed(connected, make_campaign, owner, tomorrow):
+def test_a_one_off_campaign_whose_run_failed_ends_failed(connected, make_campaign, owner, tomorrow):
     campaign = make_campaign(scheduled_at=tomorrow)
     services.schedule_campaign(campaign=campaign, actor=owner)
-    services.start_run(campaign=campaign)
-    services.finish_run(campaign=campaign, run_at=tomorrow, succeeded=False)
-    campaign.refresh_from_db()
-    assert campaign.status == S.FAILED
+    [delivery] = pending_deliveries(campaign)
+    assert run(delivery, DeliveryStatus.FAILED).status == S.FAILED
 
 
-def test_a_cancelled_campaign_cannot_start(connected, make_campaign, owner, tomorrow):
+def test_a_skipped_run_ends_a_one_off_campaign_failed_and_a_recurring_one_completed(
+    connected, make_campaign, owner, tomorrow
+):
+    one_off = make_campaign(scheduled_at=tomorrow)
+    recurring = make_campaign(scheduled_at=tomorrow, rrule="FREQ=DAILY;COUNT=1")
+    for campaign in (one_off, recurring):
+        services.schedule_campaign(campaign=campaign, actor=owner)
+        Delivery.objects.filter(campaign=campaign).update(status=DeliveryStatus.SKIPPED)
+        with transaction.atomic():
+            services.settle([campaign.pk], now=tomorrow)
+    assert Campaign.objects.get(pk=one_off.pk).status == S.FAILED
+    assert Campaign.objects.get(pk=recurring.pk).status == S.COMPLETED
+
+
+def test_settle_leaves_inactive_campaigns_alone(connected, make_campaign, owner, tomorrow):
     campaign = make_campaign(scheduled_at=tomorrow)
     services.schedule_campaign(campaign=campaign, actor=owner)
-    stale = Campaign.objects.get(pk=campaign.pk)
     services.cancel_campaign(campaign=campaign, actor=owner)
-    with pytest.raises(InvalidTransition):
-        services.start_run(campaign=stale)
+    with transaction.atomic():
+        services.settle([campaign.pk], now=tomorrow)
+    assert Campaign.objects.get(pk=campaign.pk).status == S.CANCELLED
 
 
 def test_a_content_that_validates_is_never_too_big_to_send(workspace, owner):
@@ -363,6 +403,8 @@ def test_a_content_that_validates_is_never_too_big_to_send(workspace, owner):
         except ApplicationError:
             high = middle - 1
     campaign = create(low)
-    message = services.message_for(campaign, campaign.contents.get(), notification_id=uuid.uuid4())
+    message = services.message_for(
+        campaign, campaign.contents.get(), target=campaign.target, notification_id=uuid.uuid4()
+    )
     assert message_size(message) <= 2048
     assert message["data"]["pushpilot_campaign_id"] == str(campaign.pk)

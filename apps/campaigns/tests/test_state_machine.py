@@ -31,6 +31,8 @@ def test_only_the_documented_extensions_are_added():
     every = {(a, b) for a, targets in VALID_TRANSITIONS.items() for b in targets}
     assert every - spec_and_api == {
         (S.SCHEDULED, S.DRAFT),
+        (S.SCHEDULED, S.COMPLETED),
+        (S.SCHEDULED, S.FAILED),
         (S.RUNNING, S.SCHEDULED),
         (S.RUNNING, S.FAILED),
     }

@@ -43,6 +43,12 @@ def test_the_project_counters_are_listed(client):
         "events_ingested_total",
         "fcm_requests_total",
         "dispatch_lateness_seconds",
+        "claim_to_send_seconds",
+        "delivery_batch_size",
+        "fcm_sends_in_flight",
+        "dispatch_backlog",
+        "scheduler_errors_total",
+        "cache_errors_total",
         "http_requests_total",
         "http_request_duration_seconds",
     ):
@@ -89,8 +95,8 @@ def test_metric_values_after_a_send(
 ):
     from apps.analytics import services as analytics
     from apps.campaigns import services as campaigns
-    from apps.notifications.dispatcher import claim_due_jobs
-    from apps.notifications.models import ScheduledJob
+    from apps.notifications.dispatcher import claim_due
+    from apps.notifications.models import Delivery
 
     before = scrape(client)
     with django_capture_on_commit_callbacks(execute=True):
@@ -100,9 +106,9 @@ def test_metric_values_after_a_send(
         )  # fmt: skip
     start = (timezone.now() + timedelta(minutes=5)).replace(microsecond=0)
     campaigns.schedule_campaign(campaign=campaign, actor=owner, scheduled_at=start)
-    job = ScheduledJob.objects.get(campaign=campaign)
+    delivery = Delivery.objects.get(campaign=campaign)
     with django_capture_on_commit_callbacks(execute=True):
-        claim_due_jobs(now=job.run_at)
+        claim_due(now=delivery.run_at)
     with django_capture_on_commit_callbacks(execute=True):
         analytics.ingest_events(
             workspace_id=connected_workspace.pk,
@@ -120,6 +126,8 @@ def test_metric_values_after_a_send(
     assert delta("notifications_sent_total") == 2
     assert delta("campaign_created_total", origin="create") == 1
     assert delta("dispatch_lateness_seconds_count") == 1
+    assert delta("delivery_batch_size_count") == 1 and delta("jobs_claimed_total") == 1
+    assert delta("claim_to_send_seconds_count") == 1
     assert delta("events_ingested_total", type="opened") == 1
     assert delta("events_discarded_total", reason="duplicate") == 1
     assert (

@@ -3,27 +3,38 @@
 * OAuth2 access tokens come from the service account through google-auth (which honours the
   account's `token_uri`); one credentials object per account is shared by every send in the
   process, refreshed by google-auth a few minutes before expiry, and once more on a 401.
-* One pooled HTTP/2 `httpx.Client` per process.
+* One pooled aiohttp session per process, on an event-loop thread of its own: `send_many`
+  sends a batch concurrently, at most FCM_MAX_IN_FLIGHT_PER_PROJECT requests in flight per
+  Firebase project in this process (FCM allows 1,000 concurrent topic fan-outs per project:
+  size it so that worker processes x this stays below); `FcmClient.send` is one such send.
+  aiohttp rather than httpx here: on the same machine and fake FCM, httpx's async pool
+  cost ~1 ms of CPU per request (3.4 ms with 64 in flight on one client), aiohttp ~0.13 ms.
 * Every failure becomes an `FcmError` that says whether it can succeed later and after how
-  long (`retry_after`). The client never sleeps through a long wait: the task layer decides
-  whether to retry in-process or reschedule.
+  long (`retry_after`). The client never sleeps through a long wait: the engine decides
+  when to retry.
 """
 
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
 import email.utils
 import hashlib
+import json
 import os
 import random
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import urllib3
 from django.conf import settings
 from google.auth import exceptions as google_exceptions
 from google.auth.transport.urllib3 import Request as GoogleRequest
 from google.oauth2 import service_account
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from apps.integrations.firebase.validation import validate_message
 
@@ -53,6 +64,7 @@ fcm_latency = Histogram(
     "Latency of FCM messages:send requests.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+fcm_in_flight = Gauge("fcm_sends_in_flight", "FCM requests under way.", multiprocess_mode="livesum")
 
 
 @dataclass
@@ -203,46 +215,214 @@ def _first_line(exc: Exception) -> str:
     return str(exc).split("\n")[0][:300]
 
 
-# --- HTTP ---------------------------------------------------------------------------------------
-_http_client: httpx.Client | None = None
-_http_pid: int | None = None
-_http_lock = threading.Lock()
+# --- HTTP: one aiohttp session per process, on its own event-loop thread -------------------------
+class _Transport:
+    """An event loop on a daemon thread, with one pooled session and one in-flight bound
+    per Firebase project. Callers in any thread submit coroutines to it."""
 
+    def __init__(self) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=settings.FCM_TIMEOUT_SECONDS, connect=5.0)
+        self.max_in_flight = settings.FCM_MAX_IN_FLIGHT_PER_PROJECT
+        self.loop = asyncio.new_event_loop()
+        self.session: aiohttp.ClientSession | None = None
+        self.bounds: dict[str, asyncio.Semaphore] = {}
+        threading.Thread(target=self.loop.run_forever, name="fcm-sender", daemon=True).start()
 
-def http_client() -> httpx.Client:
-    """The process's pooled HTTP/2 client (re-created in a forked child)."""
-    global _http_client, _http_pid
-    with _http_lock:
-        if _http_client is None or _http_pid != os.getpid():
-            _http_client = httpx.Client(
-                http2=True,
-                timeout=httpx.Timeout(settings.FCM_TIMEOUT_SECONDS, connect=5.0),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-                headers={"User-Agent": "PushPilot/1.0"},
+    def submit(self, coroutine) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def _session(self) -> aiohttp.ClientSession:  # on the loop
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self.timeout,
+                headers={"User-Agent": "PushPilot/1.0", "Content-Type": "application/json"},
             )
-            _http_pid = os.getpid()
-        return _http_client
+        return self.session
+
+    async def post(self, project_id: str, url: str, body: bytes, token: str, attempt: int):
+        """(status, headers, body) of one POST, within the project's in-flight bound; a
+        timeout or a connection failure is raised as a retryable FcmError."""
+        bound = self.bounds.get(project_id)
+        if bound is None:
+            bound = self.bounds[project_id] = asyncio.Semaphore(self.max_in_flight)
+        async with bound:
+            fcm_in_flight.inc()
+            started = time.perf_counter()
+            try:
+                async with self._session().post(
+                    url, data=body, headers={"Authorization": f"Bearer {token}"}
+                ) as response:
+                    return response.status, response.headers, await response.read()
+            except TimeoutError:
+                fcm_requests.labels("TIMEOUT").inc()
+                raise fcm_error(
+                    "TIMEOUT", "FCM did not answer in time.", retryable=True,
+                    retry_after=backoff_seconds(attempt),
+                ) from None  # fmt: skip
+            except aiohttp.ClientError as exc:
+                fcm_requests.labels("CONNECTION_ERROR").inc()
+                raise fcm_error(
+                    "CONNECTION_ERROR", f"FCM could not be reached: {_first_line(exc) or type(exc).__name__}",
+                    retryable=True, retry_after=backoff_seconds(attempt),
+                ) from None  # fmt: skip
+            finally:
+                fcm_latency.observe(time.perf_counter() - started)
+                fcm_in_flight.dec()
+
+    def close(self) -> None:
+        async def _close():
+            if self.session is not None:
+                await self.session.close()
+
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            self.submit(_close()).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_transport: _Transport | None = None
+_transport_pid: int | None = None
+_transport_lock = threading.Lock()
+
+
+def transport() -> _Transport:
+    """The process's transport (a forked child makes its own: threads do not survive fork)."""
+    global _transport, _transport_pid
+    with _transport_lock:
+        if _transport is None or _transport_pid != os.getpid():
+            _transport = _Transport()
+            _transport_pid = os.getpid()
+        return _transport
 
 
 def reset_http_client() -> None:
-    """Close the pooled client (after settings change, e.g. FCM_TIMEOUT_SECONDS in tests)."""
-    global _http_client
-    with _http_lock:
-        if _http_client is not None:
-            _http_client.close()
-        _http_client = None
+    """Close the process's transport (after settings change, e.g. FCM_TIMEOUT_SECONDS in tests)."""
+    global _transport
+    with _transport_lock:
+        if _transport is not None and _transport_pid == os.getpid():
+            _transport.close()
+        _transport = None
+
+
+atexit.register(reset_http_client)
 
 
 # --- sending ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Send:
+    """One message for `send_many`: `key` identifies it in the result. `message` must come
+    from messages.build_message (which validates it)."""
+
+    key: Hashable
+    account: dict  # the service account JSON
+    message: dict
+    attempt: int = 1
+    validate_only: bool = False
+
+
+NOT_SENT = None  # send_many's result for a message `may_send` held back
+
+
+def send_many(
+    sends: Iterable[Send],
+    *,
+    may_send: Callable[[], bool] = lambda: True,
+    while_waiting: Callable[[], None] | None = None,
+    wait_seconds: float = 10.0,
+    base_url: str | None = None,
+) -> dict[Hashable, str | FcmError | None]:
+    """Send every message concurrently; return, by key, FCM's message name, the FcmError, or
+    NOT_SENT. `may_send()` is asked (on the sender thread; keep it cheap) just before each
+    request goes out: a worker whose lease is gone stops sending. `while_waiting()` runs in
+    the calling thread every `wait_seconds` until all are done (to renew that lease)."""
+    sends = list(sends)
+    base = (base_url or settings.FCM_BASE_URL).rstrip("/")
+    results: dict[Hashable, str | FcmError | None] = {}
+    pending = sends
+    for refresh in (False, True):  # a second pass for stale tokens (FCM said 401)
+        tokens = _tokens_for(pending, force_refresh=refresh)
+        runnable = []
+        for send in pending:
+            token = tokens[_account_key(send.account)]
+            if isinstance(token, FcmError):
+                results[send.key] = token
+            else:
+                runnable.append((send, token))
+        sender = transport()
+        future = sender.submit(_send_all(sender, runnable, base, may_send, not refresh))
+        while True:
+            try:
+                outcome = future.result(timeout=wait_seconds)
+                break
+            except concurrent.futures.TimeoutError:
+                if while_waiting is not None:
+                    while_waiting()
+        stale = {key for key, value in outcome.items() if value is _STALE_TOKEN}
+        results.update({key: value for key, value in outcome.items() if key not in stale})
+        pending = [send for send in pending if send.key in stale]
+        if not pending:
+            break
+    return results
+
+
+_STALE_TOKEN = object()
+
+
+def _account_key(account: dict) -> tuple:
+    return (account["client_email"], account["token_uri"], account["private_key"])
+
+
+def _tokens_for(sends: list[Send], *, force_refresh: bool) -> dict[tuple, str | FcmError]:
+    tokens: dict[tuple, str | FcmError] = {}
+    for send in sends:
+        key = _account_key(send.account)
+        if key not in tokens:
+            try:
+                tokens[key] = access_tokens.token(send.account, force_refresh=force_refresh)
+            except FcmError as exc:
+                tokens[key] = exc
+    return tokens
+
+
+async def _send_all(sender: _Transport, runnable, base: str, may_send, retry_on_401: bool) -> dict:
+    async def one(send: Send, token: str):
+        if not may_send():
+            return send.key, NOT_SENT
+        project_id = send.account["project_id"]
+        body = {"message": send.message}
+        if send.validate_only:
+            body["validate_only"] = True
+        url = f"{base}/v1/projects/{project_id}/messages:send"
+        try:
+            status, headers, raw = await sender.post(
+                project_id, url, json.dumps(body).encode(), token, send.attempt
+            )
+        except FcmError as exc:
+            return send.key, exc
+        return send.key, _outcome(status, headers, raw, send.attempt, retry_on_401)
+
+    return dict(await asyncio.gather(*(one(send, token) for send, token in runnable)))
+
+
+def _outcome(status: int, headers: Mapping, raw: bytes, attempt: int, retry_on_401: bool):
+    payload = _json(raw)
+    if status == 200 and isinstance(payload, dict) and "name" in payload:
+        fcm_requests.labels("success").inc()
+        return payload["name"]
+    code = _error_code(status, payload)
+    if status == 401 and retry_on_401 and code != "THIRD_PARTY_AUTH_ERROR":
+        return _STALE_TOKEN  # the token went stale: refreshed once, then sent again
+    error = _error_from(status, headers, payload, code, attempt)
+    fcm_requests.labels(error.error_code).inc()
+    return error
+
+
 class FcmClient:
     def __init__(self, service_account_info: dict, *, base_url: str | None = None) -> None:
         self.info = service_account_info
         self.project_id = service_account_info["project_id"]
         self.base_url = (base_url or settings.FCM_BASE_URL).rstrip("/")
-
-    @property
-    def send_url(self) -> str:
-        return f"{self.base_url}/v1/projects/{self.project_id}/messages:send"
 
     def fetch_token(self) -> str:
         """Prove the credentials work: the token endpoint must accept the account now, so a
@@ -253,78 +433,49 @@ class FcmClient:
         """Send one message; return FCM's message name. `attempt` (1-based) sizes the backoff
         reported with a retryable error."""
         validate_message(message)  # raises MessageInvalid before any request
-        body = {"message": message}
-        if validate_only:
-            body["validate_only"] = True
-        response = self._post(body, attempt, force_refresh=False)
-        if response.status_code == 401 and _error_code(response) != "THIRD_PARTY_AUTH_ERROR":
-            response = self._post(body, attempt, force_refresh=True)  # the token went stale
-        if response.status_code == 200:
-            fcm_requests.labels("success").inc()
-            return response.json()["name"]
-        error = _error_from(response, attempt)
-        fcm_requests.labels(error.error_code).inc()
-        raise error
-
-    def _post(self, body: dict, attempt: int, *, force_refresh: bool) -> httpx.Response:
-        token = access_tokens.token(self.info, force_refresh=force_refresh)
-        started = time.perf_counter()
-        try:
-            return http_client().post(
-                self.send_url, json=body, headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.TimeoutException:
-            fcm_requests.labels("TIMEOUT").inc()
-            raise fcm_error(
-                "TIMEOUT", "FCM did not answer in time.", retryable=True,
-                retry_after=backoff_seconds(attempt),
-            ) from None  # fmt: skip
-        except httpx.TransportError as exc:
-            fcm_requests.labels("CONNECTION_ERROR").inc()
-            raise fcm_error(
-                "CONNECTION_ERROR", f"FCM could not be reached: {_first_line(exc)}",
-                retryable=True, retry_after=backoff_seconds(attempt),
-            ) from None  # fmt: skip
-        finally:
-            fcm_latency.observe(time.perf_counter() - started)
+        send = Send("one", self.info, message, attempt=attempt, validate_only=validate_only)
+        result = send_many([send], base_url=self.base_url)["one"]
+        if isinstance(result, FcmError):
+            raise result
+        return result
 
 
-def _error_payload(response: httpx.Response) -> dict:
+# --- responses -> errors ------------------------------------------------------------------------
+def _json(raw: bytes):
     try:
-        payload = response.json()
+        return json.loads(raw)
     except ValueError:
-        return {}
+        return None
+
+
+def _error_payload(payload) -> dict:
     error = payload.get("error") if isinstance(payload, dict) else None
     return error if isinstance(error, dict) else {}
 
 
-def _error_code(response: httpx.Response) -> str:
-    error = _error_payload(response)
+def _error_code(status: int, payload) -> str:
+    error = _error_payload(payload)
     for detail in error.get("details") or []:
         is_fcm_error = isinstance(detail, dict) and detail.get("@type") == FCM_ERROR_TYPE
         if is_fcm_error and detail.get("errorCode"):
             return detail["errorCode"]
-    status = error.get("status")
-    if status in STATUS_TO_CODE:
-        return STATUS_TO_CODE[status]
-    if response.status_code in HTTP_TO_CODE:
-        return HTTP_TO_CODE[response.status_code]
-    return "INTERNAL" if response.status_code >= 500 else "UNSPECIFIED_ERROR"
+    if error.get("status") in STATUS_TO_CODE:
+        return STATUS_TO_CODE[error["status"]]
+    if status in HTTP_TO_CODE:
+        return HTTP_TO_CODE[status]
+    return "INTERNAL" if status >= 500 else "UNSPECIFIED_ERROR"
 
 
-def _error_from(response: httpx.Response, attempt: int) -> FcmError:
-    code = _error_code(response)
-    error = _error_payload(response)
-    message = str(error.get("message") or f"FCM answered HTTP {response.status_code}.")[:500]
+def _error_from(status: int, headers: Mapping, payload, code: str, attempt: int) -> FcmError:
+    message = str(_error_payload(payload).get("message") or f"FCM answered HTTP {status}.")[:500]
     retryable = code in RETRYABLE_CODES
     retry_after = None
     if retryable:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         if retry_after is None:
             retry_after = (
                 QUOTA_BACKOFF_SECONDS if code == "QUOTA_EXCEEDED" else backoff_seconds(attempt)
             )
     return fcm_error(
-        code, message, http_status=response.status_code, retryable=retryable,
-        retry_after=retry_after,
-    )  # fmt: skip
+        code, message, http_status=status, retryable=retryable, retry_after=retry_after
+    )

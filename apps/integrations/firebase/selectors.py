@@ -18,3 +18,12 @@ def firebase_is_connected(workspace) -> bool:
 def service_account_of(config: FirebaseConfig) -> dict:
     """The decrypted service account. Keep it in memory only, never log or return it."""
     return json.loads(crypto.decrypt(config.encrypted_credentials))
+
+
+def service_accounts_for(workspace_ids) -> dict:
+    """The decrypted service account of each of these workspaces that has one stored, by
+    workspace id (one query). Keep them in memory only."""
+    return {
+        config.workspace_id: service_account_of(config)
+        for config in FirebaseConfig.objects.filter(workspace_id__in=workspace_ids)
+    }

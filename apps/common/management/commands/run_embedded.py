@@ -42,12 +42,13 @@ def embedded_services(port: int, *, with_fake_fcm: bool) -> list[Service]:
                 "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
             ],
         ),
+        # Pool and processes come from settings: one process per core (WORKER_CONCURRENCY).
         Service(
             "worker",
             [
                 python, "-m", "celery", "-A", "config", "worker", "--queues",
-                "notifications,default", "--pool", "threads", "--concurrency", "4",
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                "notifications,default", "--loglevel", "INFO", "--without-gossip",
+                "--without-mingle",
             ],
         ),
         Service("dispatcher", [python, "manage.py", "dispatch"]),

@@ -1019,6 +1019,9 @@ def _bearer(authorization: str | None) -> str | None:
 # --- HTTP plumbing -----------------------------------------------------------------------------
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A sender opening many connections at once (a worker sending a batch) must not overflow
+    # the listen backlog: socketserver's default of 5 drops connections as real FCM never does.
+    request_queue_size = 1024
     allow_reuse_address = True
     fake: FakeFCM
 

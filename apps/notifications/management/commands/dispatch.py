@@ -11,9 +11,9 @@ logger = get_logger("pushpilot.dispatcher")
 
 class Command(BaseCommand):
     help = (
-        "Run the dispatcher: claim due scheduled jobs and enqueue them, every "
-        "DISPATCH_INTERVAL seconds or sooner when a job is due. Run one or more; they never "
-        "enqueue a job twice."
+        "Run the scheduler loop: claim due deliveries fairly and hand them to the workers in "
+        "batches, return abandoned ones, keep recurring plans filled. Run one or more; they "
+        "never hand out a delivery twice."
     )
 
     def handle(self, *args, **options):

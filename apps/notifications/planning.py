@@ -1,0 +1,197 @@
+"""The plan: which occurrences a campaign's schedule has, and which deliveries send each one.
+
+A campaign's future is planned ahead, not chained on completion: `plan` creates the
+occurrences from the last planned one up to PLAN_HORIZON_SECONDS ahead (always at least one
+beyond it, so a weekly or yearly rule has its next run planned too), each with its
+deliveries. The schedule call plans the first stretch in its own transaction; the
+dispatcher loop's `refill` keeps every active recurring campaign planned ahead.
+
+Idempotent by construction: an occurrence is unique per (campaign, instant) and a delivery
+per (occurrence, slice), inserts ignore what exists, and each stretch commits with its
+campaign row locked — so a planner that crashes anywhere, or two that race, leave exactly
+one delivery per instant and slice. The schedule's final instant is marked `is_last`: the
+plan is then complete.
+
+Instants already further in the past than the campaign's catch-up window when they are
+planned (the planner was down for longer than that) are not planned: they could only be
+skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q
+from django.utils import timezone
+
+from apps.campaigns import selectors as campaign_selectors
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common.logging import get_logger
+from apps.notifications.models import (
+    WAITING_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    Occurrence,
+)
+
+logger = get_logger("pushpilot.planning")
+
+ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    slice: str
+    topic: str
+    condition: str
+    run_at: datetime
+
+
+def deliveries_for(campaign: Campaign, at: datetime) -> list[PlannedDelivery]:
+    """How one occurrence is sent. Today: once, to the campaign's whole target, at its
+    instant. Splitting by recipient zone, language or variant adds deliveries here."""
+    return [PlannedDelivery("", campaign.topic, campaign.condition, at)]
+
+
+def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]:
+    """Plan the campaign's next stretch (at most PLAN_BATCH_SIZE occurrences) in the caller's
+    transaction, which must hold the campaign's row lock. Returns the new occurrences."""
+    now = now or timezone.now()
+    existing = Occurrence.objects.filter(campaign=campaign)
+    if existing.filter(is_last=True).exists():
+        return []
+    schedule = campaign_selectors.schedule_of(campaign)
+    if schedule is None:
+        return []
+    after = existing.aggregate(last=Max("at"))["last"]
+    window = campaign.catch_up_window_seconds
+    if after is not None and window is not None:
+        after = max(after, now - timedelta(seconds=window))
+    horizon = now + timedelta(seconds=settings.PLAN_HORIZON_SECONDS)
+
+    instants = schedule.occurrences(after)
+    stretch = []
+    for occurrence in instants:
+        stretch.append(occurrence)
+        if occurrence.utc >= horizon or len(stretch) >= settings.PLAN_BATCH_SIZE:
+            break
+    complete = next(instants, None) is None
+    if not stretch:
+        # Nothing after what is planned: the latest planned instant was the last one.
+        latest = existing.order_by("-at").first()
+        if latest is not None:
+            Occurrence.objects.filter(pk=latest.pk).update(is_last=True, updated_at=now)
+        return []
+
+    Occurrence.objects.bulk_create(
+        [
+            Occurrence(
+                workspace_id=campaign.workspace_id,
+                campaign=campaign,
+                at=item.utc,
+                local=item.local.isoformat(),
+                is_last=complete and item is stretch[-1],
+            )
+            for item in stretch
+        ],
+        ignore_conflicts=True,  # planned already by a run that crashed or raced this one
+    )
+    occurrences = list(existing.filter(at__in=[item.utc for item in stretch]))
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                workspace_id=campaign.workspace_id,
+                campaign=campaign,
+                occurrence=occurrence,
+                slice=planned.slice,
+                topic=planned.topic,
+                condition=planned.condition,
+                run_at=planned.run_at,
+                due_at=planned.run_at,
+            )
+            for occurrence in occurrences
+            for planned in deliveries_for(campaign, occurrence.at)
+        ],
+        ignore_conflicts=True,
+    )
+    return occurrences
+
+
+def refill(*, now: datetime | None = None, limit: int = 500) -> list:
+    """Plan ahead for every active recurring campaign whose plan falls short of the horizon;
+    each campaign in its own transaction. Returns the ids of the campaigns planned."""
+    now = now or timezone.now()
+    horizon = now + timedelta(seconds=settings.PLAN_HORIZON_SECONDS)
+    planned_far_enough = Occurrence.objects.filter(campaign=OuterRef("pk")).filter(
+        Q(is_last=True) | Q(at__gte=horizon)
+    )
+    short = (
+        Campaign.objects.filter(status__in=ACTIVE_CAMPAIGN_STATUSES)
+        .exclude(rrule="")
+        .exclude(Exists(planned_far_enough))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    refilled = []
+    for campaign_id in list(short):
+        with transaction.atomic():
+            campaign = (
+                Campaign.objects.select_for_update()
+                .filter(pk=campaign_id, status__in=ACTIVE_CAMPAIGN_STATUSES)
+                .first()
+            )
+            if campaign is not None and plan(campaign, now=now):
+                refilled.append(campaign_id)
+    if refilled:
+        logger.info("plans_refilled", campaigns=len(refilled))
+    return refilled
+
+
+def drop_unstarted(campaign: Campaign, *, now: datetime | None = None) -> int:
+    """Unschedule: the plan is withdrawn. Deliveries that never started are deleted with
+    their occurrences; one that started before (a retry waiting) is cancelled, keeping what
+    it sent. A queued delivery's worker then finds nothing to start. Returns how many were
+    withdrawn. The caller holds the campaign's row lock."""
+    now = now or timezone.now()
+    waiting = Delivery.objects.filter(campaign=campaign, status__in=WAITING_STATUSES)
+    deleted, _ = waiting.filter(attempts=0).delete()
+    cancelled = _cancel(waiting, now, "The campaign was unscheduled.")
+    Occurrence.objects.filter(campaign=campaign).exclude(
+        Exists(Delivery.objects.filter(occurrence=OuterRef("pk")))
+    ).delete()
+    # A new schedule is a new plan: what remains of this one no longer ends it.
+    Occurrence.objects.filter(campaign=campaign, is_last=True).update(is_last=False, updated_at=now)
+    return deleted + cancelled
+
+
+def cancel_unstarted(campaign: Campaign, *, now: datetime | None = None) -> int:
+    """Cancel: every delivery that has not run is cancelled (kept, as history)."""
+    now = now or timezone.now()
+    waiting = Delivery.objects.filter(campaign=campaign, status__in=WAITING_STATUSES)
+    return _cancel(waiting, now, "The campaign was cancelled.")
+
+
+def _cancel(deliveries, now: datetime, reason: str) -> int:
+    ids = list(deliveries.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    Notification.objects.filter(delivery_id__in=ids).exclude(
+        status__in=(NotificationStatus.SENT, NotificationStatus.FAILED)
+    ).update(
+        status=NotificationStatus.FAILED,
+        error_code="CANCELLED",
+        error_message=reason,
+        updated_at=now,
+    )
+    return Delivery.objects.filter(pk__in=ids, status__in=WAITING_STATUSES).update(
+        status=DeliveryStatus.CANCELLED,
+        finished_at=now,
+        lease_expires_at=None,
+        last_error=reason,
+        updated_at=now,
+    )
