@@ -1,29 +1,29 @@
-"""Dispatch benchmark: real dispatcher + Celery worker(s) + fake FCM on PostgreSQL and Redis.
+"""Dispatch benchmark: the real dispatcher + Celery workers + fake FCM on PostgreSQL and Redis.
 
+    DEBUG=false SECRET_KEY=... \\
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pushpilot_bench \\
     REDIS_URL=redis://127.0.0.1:6379/11 \\
     .venv/bin/python bench/dispatch.py [--jobs 10000] [--window 60]
 
-It is a script, not a test. It DROPS and re-creates its database (the name must contain
-"bench") and FLUSHES its Redis database, then measures, in one run:
+A script, not a test. It DROPS and re-creates its database (the name must contain "bench")
+and FLUSHES its Redis database. The workers and the dispatcher are started exactly as
+`make run` starts them (apps/common/management/commands/run_embedded.py: the worker's pool
+and processes come from settings, sized for the machine), unless --workers/--concurrency say
+otherwise. Each figure is compared with a raw baseline measured in the same run:
 
-1. baseline claim loop: a raw psycopg `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-   LOCKED LIMIT 200) RETURNING id` over N rows of a scratch table shaped like the jobs table
-   -> jobs/s;
-2. our claims: `claim_due_jobs()` in a loop over N due jobs (each claim enqueues its tasks to
-   Redis; no worker runs, the queue is flushed afterwards) -> claims/s and the ratio to (1),
-   plus the cost of the enqueue alone (N bare `apply_async` calls) to show where time goes;
-3. baseline send loop: asyncio + httpx (HTTP/1.1, 16 in flight) posting the same message
-   shape to the same fake FCM with a real OAuth token -> sends/s;
-4. the real run: N one-off campaigns, one job each, run_at spread uniformly over `--window`
-   seconds starting `--lead` seconds ahead; worker(s) + one `manage.py dispatch` process;
-   lateness = time the fake received the message - the job's run_at (p50/p99/max),
-   sends/s = messages / (last received - first received), worker RSS (process tree, VmRSS)
-   after the 100th send and at the end;
-5. (unless --burst-jobs 0) the same with every job due at once (2,000 by default): the
-   throughput ceiling, since a spread schedule caps sends/s at N / window.
-
-Every process it starts (fake FCM, workers, dispatcher) is stopped on exit, Ctrl-C included.
+1. claims: a raw `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)` loop
+   over a scratch table shaped like the deliveries table, against `claim_due()` in a loop
+   (which also publishes each batch to Redis); then 1, 2 and 4 dispatcher processes over
+   --scale-claims due deliveries;
+2. sends: raw async loops posting the same message to the same fake FCM, with httpx (the
+   issue's baseline) and with aiohttp (the library the workers use);
+3. the spread run: --jobs deliveries spread over --window s: lateness (received by the fake
+   - run_at), sends/s, CPU per send by process group, worker RSS after 100 and at the end;
+4. the burst run: --jobs deliveries due at once: sends/s against the raw loops;
+5. fairness: workspace A has --jobs deliveries due at t, workspace B one: B's lateness;
+6. scale: CPU per send with 1,000, 10,000 and --scale-max deliveries due at once.
+Every run checks that each delivery was sent exactly once. Exit status 0 only when every
+target passes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -53,13 +52,16 @@ from benchlib import PYTHON, ROOT, free_port, log, migrate, percentile, recreate
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
-CLAIM_BATCH = 200  # the dispatcher's default DISPATCH_BATCH_SIZE; the baseline uses the same
 
 # The issue's targets.
 TARGET_P99_LATENESS = 1.0
+TARGET_MAX_LATENESS = 2.0
 TARGET_SEND_RATIO = 0.5
 TARGET_CLAIM_RATIO = 0.3
-TARGET_RSS_GROWTH = 0.20
+TARGET_WORKER_MS_PER_SEND = 2.0
+TARGET_FAIR_LATENESS = 1.0
+TARGET_SCALE_GROWTH = 1.3
+TARGET_RSS_RATIO = 1.2
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -75,13 +77,9 @@ class Processes:
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "a")  # noqa: SIM115 (closed in stop())
         process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
-        )
+        )  # fmt: skip
         process.name, process.log_path, process.log_file = name, log_path, log_file
         self.running.append(process)
         return process
@@ -104,9 +102,8 @@ class Processes:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        # A prefork pool child may outlive a parent that was told to stop.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)  # a pool child may outlive its parent
         process.log_file.close()
         if process in self.running:
             self.running.remove(process)
@@ -114,27 +111,6 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(list(self.running)):
             self.stop(process)
-
-
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS of a process and all its descendants (a prefork pool's children included)."""
-    total = 0
-    for current in _tree(pid):
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime of this process
 
 
 def _tree(pid: int) -> list[int]:
@@ -154,6 +130,24 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def tree_rss_kb(pid: int) -> int:
+    total = 0
+    for current in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 def _by_name(name: str) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -164,35 +158,38 @@ def _by_name(name: str) -> list[int]:
     return pids
 
 
-def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, dict[int, int]]:
-    """CPU ticks per process of each group: where the machine's two cores go during a run.
-    Worker groups are process trees; `postgres` and `redis` are every process of that name
-    (the server is shared with anything else running, which the bench itself keeps idle)."""
-    return {name: {pid: _cpu_ticks(pid) for pid in pids} for name, pids in groups.items()}
+class CpuMeter:
+    """CPU seconds per process group between start() and stop(): where the cores went."""
+
+    def __init__(self, groups) -> None:
+        self.groups = groups  # () -> {name: [pids]}
+
+    def snapshot(self) -> dict[str, dict[int, int]]:
+        return {
+            name: {pid: _cpu_ticks(pid) for pid in pids} for name, pids in self.groups().items()
+        }
+
+    def start(self) -> None:
+        self.before, self.busy_before = self.snapshot(), machine_busy_seconds()
+
+    def stop(self) -> dict[str, float]:
+        after, tick = self.snapshot(), os.sysconf("SC_CLK_TCK")
+        used = {
+            name: sum(t - self.before.get(name, {}).get(pid, 0) for pid, t in pids.items()) / tick
+            for name, pids in after.items()
+        }
+        used["other processes"] = max(
+            0.0, machine_busy_seconds() - self.busy_before - sum(used.values())
+        )
+        return used
 
 
 def machine_busy_seconds() -> float:
-    """CPU-seconds all cores spent busy since boot (everything but idle and iowait)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    tick = os.sysconf("SC_CLK_TCK")
-    return {
-        name: sum(t - before.get(name, {}).get(pid, 0) for pid, t in after[name].items()) / tick
-        for name in after
-    }
-
-
-# --- database and broker ----------------------------------------------------------------------
-
-
-def flush_redis(redis_url: str) -> None:
-    redis.Redis.from_url(redis_url).flushdb()
-
-
-# --- data ---------------------------------------------------------------------------------------
+# --- Django-side helpers ----------------------------------------------------------------------
 def setup_django() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     sys.path.insert(0, str(ROOT))
@@ -201,136 +198,88 @@ def setup_django() -> None:
     django.setup()
 
 
-def make_workspace(fake_url: str):
+def make_workspace(fake_url: str, name: str, account: dict):
     from apps.accounts.models import User
-    from apps.integrations.firebase.fake import make_demo_service_account
     from apps.integrations.firebase.testing import make_firebase_config
     from apps.workspaces.services import create_workspace
 
-    user = User.objects.create_user(email="bench@example.com", password=secrets.token_urlsafe())
-    workspace = create_workspace(owner=user, name="Bench")
-    account = make_demo_service_account("bench-project", token_uri=f"{fake_url}/token")
-    httpx.post(f"{fake_url}/_fake/accounts", json=account, timeout=10).raise_for_status()
+    user = User.objects.create_user(email=f"{name}@example.com", password=uuid.uuid4().hex)
+    workspace = create_workspace(owner=user, name=name)
     make_firebase_config(workspace, info=account)
-    return workspace, account
+    return workspace
 
 
-def create_jobs(workspace, run_ats: list[datetime]) -> float:
-    """One scheduled one-off campaign per run_at, one content each, one job each (bulk, the
-    way apps/notifications/tests/test_real_worker.py does it). Returns seconds taken."""
-    from apps.campaigns.models import Campaign, CampaignContent
-    from apps.notifications.models import ScheduledJob
+def create_due(workspace, n: int, at: datetime) -> None:
+    from apps.notifications.testing import make_due_campaigns
 
-    started = time.perf_counter()
-    campaigns = Campaign.objects.bulk_create(
-        (
-            Campaign(
-                workspace=workspace,
-                name=f"bench {i}",
-                topic="news",
-                status="scheduled",
-                scheduled_at=at,
-                scheduled_local=at.strftime("%Y-%m-%dT%H:%M:%S"),
-            )
-            for i, at in enumerate(run_ats)
-        ),
-        batch_size=2000,
-    )
-    CampaignContent.objects.bulk_create(
-        (
-            CampaignContent(campaign=c, position=0, title=f"{c.name}", subtitle="Benchmark body")
-            for c in campaigns
-        ),
-        batch_size=2000,
-    )
-    ScheduledJob.objects.bulk_create(
-        (
-            ScheduledJob(workspace=workspace, campaign=c, run_at=at)
-            for c, at in zip(campaigns, run_ats, strict=True)
-        ),
-        batch_size=2000,
-    )
-    analyze()
-    return time.perf_counter() - started
+    make_due_campaigns(workspace, n, at=at)
 
 
-def analyze() -> None:
+def sql(statement: str, params=()) -> list[tuple]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
 
 
-def delete_all_campaigns() -> None:
-    """TRUNCATE ... CASCADE: campaigns, their contents, jobs and notifications (bench DB only)."""
-    from django.db import connection
-
-    from apps.campaigns.models import Campaign
-
-    with connection.cursor() as cursor:
-        cursor.execute(f'TRUNCATE "{Campaign._meta.db_table}" CASCADE')
+def reset_all() -> None:
+    """Empty the campaigns (and, by cascade, occurrences, deliveries, notifications), the
+    audit log and the rollups: bench database only."""
+    sql("TRUNCATE campaigns_campaign, common_auditlog, analytics_eventrollup CASCADE")
 
 
-def reschedule(start: datetime, step: float) -> None:
-    """Give the jobs their real run_at in one statement, once the data exists, so creating
-    10,000 campaigns does not eat into the lead time."""
-    from django.db import connection, transaction
-
-    from apps.campaigns.models import Campaign
-    from apps.notifications.models import ScheduledJob
-
-    jobs, campaigns = ScheduledJob._meta.db_table, Campaign._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""WITH ordered AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM "{jobs}")
-                UPDATE "{jobs}" j SET run_at = %s + ordered.i * %s * interval '1 second'
-                FROM ordered WHERE j.id = ordered.id""",
-            [start, step],
-        )
-        cursor.execute(
-            f"""UPDATE "{campaigns}" c SET scheduled_at = j.run_at,
-                       scheduled_local = to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-                FROM "{jobs}" j WHERE j.campaign_id = c.id"""
-        )
+def spread(start: datetime, step: float) -> None:
+    """Give the due deliveries their run_at in one statement, once the data exists, so that
+    creating them does not eat into the lead time."""
+    sql(
+        """WITH ordered AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS i
+                            FROM notifications_delivery)
+           UPDATE notifications_delivery d
+              SET run_at = %s + ordered.i * %s * interval '1 second', due_at = %s + ordered.i * %s * interval '1 second'
+             FROM ordered WHERE d.id = ordered.id""",
+        [start, step, start, step],
+    )
+    sql(
+        """UPDATE notifications_occurrence o SET at = d.run_at
+             FROM notifications_delivery d WHERE d.occurrence_id = o.id"""
+    )
+    sql("ANALYZE")
 
 
-# --- phase 1: raw claim loop ----------------------------------------------------------------
-def baseline_claims(database_url: str, n: int) -> dict:
-    """A bare SKIP LOCKED claim loop over a scratch table with the jobs table's shape and its
-    pending/lease indexes: the fastest this PostgreSQL claims N rows in batches of 200."""
+def flush_redis(redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+# --- 1. claims --------------------------------------------------------------------------------
+def baseline_claims(database_url: str, n: int, size: int) -> dict:
+    """A bare SKIP LOCKED claim loop, `size` rows a statement (the dispatcher's claim size),
+    over a scratch copy of the deliveries table: the same columns, constraints and indexes."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_claim")
+        conn.execute("CREATE TABLE bench_claim (LIKE notifications_delivery INCLUDING ALL)")
         conn.execute(
-            """CREATE TABLE bench_claim (
-                   id uuid PRIMARY KEY, status varchar(16) NOT NULL, run_at timestamptz NOT NULL,
-                   attempt integer NOT NULL DEFAULT 0, claimed_at timestamptz,
-                   lease_expires_at timestamptz, retry_at timestamptz,
-                   updated_at timestamptz NOT NULL)"""
-        )
-        conn.execute("CREATE INDEX ON bench_claim (run_at) WHERE status = 'pending'")
-        conn.execute(
-            "CREATE INDEX ON bench_claim (lease_expires_at) WHERE status IN ('queued', 'running')"
-        )
-        conn.execute(
-            """INSERT INTO bench_claim (id, status, run_at, updated_at)
-               SELECT gen_random_uuid(), 'pending', now() - random() * interval '60 seconds', now()
-               FROM generate_series(1, %s)""",
+            """INSERT INTO bench_claim (id, created_at, updated_at, workspace_id, campaign_id,
+                   occurrence_id, slice, topic, condition, run_at, due_at, status, attempts,
+                   last_error)
+               SELECT gen_random_uuid(), now(), now(), '00000000-0000-0000-0000-000000000001',
+                      gen_random_uuid(), gen_random_uuid(), '', 'news', '', t, t, 'pending', 0, ''
+               FROM (SELECT now() - random() * interval '60 seconds' AS t
+                     FROM generate_series(1, %s)) times""",
             [n],
         )
         conn.execute("ANALYZE bench_claim")
-        claimed = 0
-        started = time.perf_counter()
+        claimed, started = 0, time.perf_counter()
         while True:
             rows = conn.execute(
-                """UPDATE bench_claim SET status = 'queued', attempt = attempt + 1,
-                          claimed_at = now(), lease_expires_at = now() + interval '300 seconds',
-                          retry_at = NULL, updated_at = now()
+                """UPDATE bench_claim SET status = 'queued', claim_token = gen_random_uuid(),
+                          claimed_at = now(), lease_expires_at = now() + interval '60 seconds',
+                          updated_at = now()
                    WHERE id IN (SELECT id FROM bench_claim
-                                WHERE status = 'pending' AND run_at <= now()
-                                  AND (retry_at IS NULL OR retry_at <= now())
-                                ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED)
-                   RETURNING id, attempt""",
-                [CLAIM_BATCH],
+                                WHERE status = 'pending' AND due_at <= now()
+                                ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)
+                   RETURNING id, workspace_id""",
+                [size],
             ).fetchall()
             if not rows:
                 break
@@ -341,45 +290,95 @@ def baseline_claims(database_url: str, n: int) -> dict:
     return {"jobs": claimed, "seconds": elapsed, "per_second": claimed / elapsed}
 
 
-# --- phase 2: our claims --------------------------------------------------------------------
 def our_claims(workspace, n: int, redis_url: str) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from apps.notifications.dispatcher import claim_due_jobs
-    from apps.notifications.tasks import run_campaign_job
+    from apps.notifications.dispatcher import claim_due
 
-    now = timezone.now()
-    create_seconds = create_jobs(workspace, [now - timedelta(seconds=60 * i / n) for i in range(n)])
+    reset_all()
+    create_due(workspace, n, timezone.now() - timedelta(seconds=60))
+    sql("ANALYZE")
+    # A dispatcher is a long-lived process: its imports are done and its broker connection is
+    # open before it claims. So here too (one message, flushed before the clock starts).
+    from apps.notifications.tasks import send_deliveries
+
+    send_deliveries.apply_async(args=(str(uuid.uuid4()), []))
     flush_redis(redis_url)
-    connection.close()  # start from a fresh connection, like a dispatcher does
-    claimed = 0
-    started = time.perf_counter()
-    while batch := claim_due_jobs():
-        claimed += len(batch)
+    connection.close()
+    connection.ensure_connection()
+    claimed, batches, started = 0, 0, time.perf_counter()
+    while published := claim_due():
+        claimed += sum(len(ids) for _, ids in published)
+        batches += len(published)
     elapsed = time.perf_counter() - started
     queued = redis.Redis.from_url(redis_url).llen("notifications")
-    # Where the time goes: the same number of bare enqueues (no database), as the claim does
-    # them (one apply_async per job, after commit).
-    flush_redis(redis_url)
-    enqueue_started = time.perf_counter()
-    for _ in range(n):
-        run_campaign_job.apply_async(args=(str(uuid.uuid4()), 1))
-    enqueue_seconds = time.perf_counter() - enqueue_started
     flush_redis(redis_url)  # nothing may ever run these
-    delete_all_campaigns()
     assert claimed == n, (claimed, n)
-    assert queued == n, f"{queued} task messages in Redis after {n} claims"
+    assert queued == batches, f"{queued} batch messages in Redis for {batches} batches"
     return {
         "jobs": claimed,
         "seconds": elapsed,
         "per_second": claimed / elapsed,
-        "enqueue_only_seconds": enqueue_seconds,
-        "create_seconds": create_seconds,
+        "batches": batches,
     }
 
 
-# --- phase 3: raw send loop -------------------------------------------------------------------
+CLAIMER = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+import django
+django.setup()
+from apps.notifications.dispatcher import claim_due
+from django.db import connection
+connection.ensure_connection()
+while time.time() < {at}:
+    time.sleep(0.001)
+claimed = 0
+while published := claim_due():
+    claimed += sum(len(ids) for _, ids in published)
+print("claimed", claimed, time.time(), flush=True)
+"""
+
+
+def dispatcher_scaling(workspace, n: int, counts: tuple[int, ...], env, redis_url) -> dict:
+    """1, 2, 4 ... claiming processes over the same n due deliveries: claims/s for each."""
+    from django.utils import timezone
+
+    reset_all()
+    create_due(workspace, n, timezone.now() - timedelta(seconds=60))
+    results = {}
+    for count in counts:
+        sql(
+            "UPDATE notifications_delivery SET status = 'pending', claim_token = NULL, "
+            "lease_expires_at = NULL"
+        )
+        sql("VACUUM ANALYZE notifications_delivery")
+        flush_redis(redis_url)
+        at = time.time() + 3.0
+        processes = [
+            subprocess.Popen(
+                [PYTHON, "-c", CLAIMER.format(root=str(ROOT), at=at)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for _ in range(count)
+        ]
+        outputs = [p.communicate(timeout=600)[0].split() for p in processes]
+        total = sum(int(out[1]) for out in outputs)
+        finished = max(float(out[2]) for out in outputs)
+        assert total == n, (count, total, n)
+        results[count] = n / (finished - at)
+        log(f"  {count} dispatcher(s): {results[count]:.0f} claims/s")
+    flush_redis(redis_url)
+    return results
+
+
+# --- 2. raw send loops --------------------------------------------------------------------------
 def access_token(account: dict) -> str:
     import urllib3
     from google.auth.transport.urllib3 import Request
@@ -393,86 +392,121 @@ def access_token(account: dict) -> str:
 
 
 def sample_message(workspace) -> dict:
-    """The exact message our worker sends for a bench campaign (built by the same code)."""
+    """The exact message a worker sends for a bench delivery (built by the same code)."""
     from apps.campaigns.models import Campaign, CampaignContent
     from apps.campaigns.services import message_for
 
-    campaign = Campaign(workspace=workspace, name="bench 0", topic="news", status="scheduled")
-    content = CampaignContent(
-        campaign=campaign, position=0, title="bench 0", subtitle="Benchmark body"
-    )
-    return message_for(campaign, content, notification_id=uuid.uuid4())
+    campaign = Campaign(workspace=workspace, name="c0", topic="news", status="scheduled")
+    content = CampaignContent(campaign=campaign, position=0, title="c0 #0", subtitle="body")
+    return message_for(campaign, content, target={"topic": "news"}, notification_id=uuid.uuid4())
 
 
-async def _raw_send_loop(url: str, token: str, template: dict, total: int, concurrency: int):
+def _bodies(template: dict, total: int) -> list[bytes]:
+    bodies = []
+    for _ in range(total):
+        message = json.loads(json.dumps(template))
+        message["apns"]["headers"]["apns-collapse-id"] = uuid.uuid4().hex
+        bodies.append(json.dumps({"message": message}).encode())
+    return bodies
+
+
+async def _httpx_loop(url, token, bodies, concurrency):
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {token}"}
-    remaining = iter(range(total))
-    failures: list[str] = []
-    transport_errors: list[str] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    remaining = iter(bodies)
     async with httpx.AsyncClient(http2=False, limits=limits, timeout=30) as client:
 
-        async def sender() -> None:
-            for _ in remaining:
-                message = json.loads(json.dumps(template))
-                message["apns"]["headers"]["apns-collapse-id"] = uuid.uuid4().hex
-                for tries_left in (2, 1, 0):
-                    # Under heavy machine load the fake occasionally drops a keep-alive
-                    # connection; like any HTTP client, retry it (and count it).
-                    try:
-                        response = await client.post(
-                            url, json={"message": message}, headers=headers
-                        )
-                    except httpx.TransportError as exc:
-                        transport_errors.append(repr(exc))
-                        if not tries_left:
-                            raise
-                        continue
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
-                    break
+        async def sender():
+            for body in remaining:
+                response = await client.post(url, content=body, headers=headers)
+                assert response.status_code == 200, response.text[:200]
 
-        started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
-        return time.perf_counter() - started, failures, transport_errors
 
 
-def baseline_sends(fake_url: str, account: dict, workspace, total: int, concurrency: int) -> dict:
+async def _aiohttp_loop(url, token, bodies, concurrency):
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    remaining = iter(bodies)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def sender():
+            for body in remaining:
+                async with session.post(url, data=body, headers=headers) as response:
+                    assert response.status == 200, (await response.text())[:200]
+                    await response.read()
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+
+
+def baseline_sends(loop, fake_url, account, workspace, total, concurrency) -> dict:
     url = f"{fake_url}/v1/projects/{account['project_id']}/messages:send"
-    elapsed, failures, transport_errors = asyncio.run(
-        _raw_send_loop(url, access_token(account), sample_message(workspace), total, concurrency)
-    )
-    if failures:
-        raise RuntimeError(f"{len(failures)} raw sends failed, e.g. {failures[0]}")
+    bodies = _bodies(sample_message(workspace), total)
+    asyncio.run(loop(url, access_token(account), bodies, concurrency))
     received = [m["received_at"] for m in fake_messages(fake_url)]
     httpx.delete(f"{fake_url}/_fake/messages", timeout=30).raise_for_status()
-    span = max(received) - min(received)
     return {
         "sends": len(received),
-        "seconds": elapsed,
-        "per_second": (len(received) - 1) / span,  # same definition as the real run
-        "client_per_second": total / elapsed,
-        "transport_errors": len(transport_errors),
+        "per_second": (len(received) - 1) / (max(received) - min(received)),
     }
 
 
 def fake_messages(fake_url: str) -> list[dict]:
-    response = httpx.get(f"{fake_url}/_fake/messages", timeout=120)
+    response = httpx.get(f"{fake_url}/_fake/messages", timeout=300)
     response.raise_for_status()
     return response.json()["messages"]
 
 
-# --- phases 4 and 5: the real thing -----------------------------------------------------------
+# --- 3-6. real runs ---------------------------------------------------------------------------
 @dataclass
-class WorkerSetup:
-    pool: str
-    concurrency: int
-    workers: int
-    db_reuse_max: int = 0
+class Stack:
+    """The workers and the dispatcher, started as `make run` starts them."""
 
-    def __str__(self) -> str:
-        text = f"{self.workers} x celery worker --pool {self.pool} --concurrency {self.concurrency}"
-        return text + (f" (CELERY_DB_REUSE_MAX={self.db_reuse_max})" if self.db_reuse_max else "")
+    processes: Processes
+    env: dict[str, str]
+    worker_args: list[str]
+    fake_pid: int
+    workers: list = field(default_factory=list)
+    dispatcher: subprocess.Popen | None = None
+
+    def start(self, label: str, count: int) -> None:
+        from apps.common.management.commands.run_embedded import embedded_services
+
+        services = {s.name: s.argv for s in embedded_services(8000, with_fake_fcm=False)}
+        for i in range(count):
+            argv = [*services["worker"], *self.worker_args, "--hostname",
+                    f"bench-{label}-{i}-{os.getpid()}@%h", "--without-heartbeat"]  # fmt: skip
+            worker = self.processes.start(f"{label}-worker-{i}", argv, self.env)
+            self.workers.append(worker)
+        for worker in self.workers:
+            self.processes.wait_for_log(worker, "ready.")
+        self.dispatcher = self.processes.start(
+            f"{label}-dispatcher", services["dispatcher"], self.env
+        )
+        self.processes.wait_for_log(self.dispatcher, "dispatcher_started")
+
+    def stop(self) -> None:
+        for process in [self.dispatcher, *self.workers]:
+            if process is not None:
+                self.processes.stop(process)
+        self.workers, self.dispatcher = [], None
+
+    def groups(self) -> dict[str, list[int]]:
+        return {
+            "workers": [pid for w in self.workers for pid in _tree(w.pid)],
+            "dispatcher": [self.dispatcher.pid] if self.dispatcher else [],
+            "fake FCM": _tree(self.fake_pid),
+            "postgres": _by_name("postgres"),
+            "redis": _by_name("redis-server"),
+            "bench (this script)": [os.getpid()],
+        }
+
+    def rss_kb(self) -> int:
+        return sum(tree_rss_kb(w.pid) for w in self.workers)
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in [self.dispatcher, *self.workers])
 
 
 @dataclass
@@ -482,336 +516,184 @@ class RunResult:
     sends: int = 0
     statuses: dict = field(default_factory=dict)
     duplicates: int = 0
+    missing: int = 0
     lateness: list[float] = field(default_factory=list)
+    lateness_by_workspace: dict = field(default_factory=dict)
     claim_delay: list[float] = field(default_factory=list)
     queue_wait: list[float] = field(default_factory=list)
     send_path: list[float] = field(default_factory=list)
     per_second: float = 0.0
     span: float = 0.0
-    rss_100_kb: int = 0
-    rss_end_kb: int = 0
-    rss_peak_kb: int = 0
     rss_by_sends: dict = field(default_factory=dict)
     timed_out: bool = False
     cpu: dict = field(default_factory=dict)
     wall: float = 0.0
 
     @property
-    def rss_growth(self) -> float:
+    def exactly_once(self) -> bool:
         return (
-            (self.rss_end_kb - self.rss_100_kb) / self.rss_100_kb if self.rss_100_kb else math.nan
+            self.sends == self.jobs
+            and not self.duplicates
+            and not self.missing
+            and not self.timed_out
         )
 
+    def ms_per_send(self, group: str) -> float:
+        return 1000 * self.cpu.get(group, 0.0) / self.sends if self.sends else math.nan
 
-def real_run(
-    label: str,
-    *,
-    workspace,
-    n: int,
-    window: float,
-    lead: float,
-    setup: WorkerSetup,
-    processes: Processes,
-    env: dict[str, str],
-    fake_url: str,
-    fake_pid: int,
-    redis_url: str,
-    timeout: float,
-) -> RunResult:
+    @property
+    def engine_ms_per_send(self) -> float:
+        """Worker + dispatcher + PostgreSQL + Redis: what the engine costs (not the fake)."""
+        return sum(self.ms_per_send(g) for g in ("workers", "dispatcher", "postgres", "redis"))
+
+    def rss_ratio(self, low: int = 100, high: int = 10_000) -> float:
+        points = sorted(self.rss_by_sends.items())
+        start = next((kb for sends, kb in points if sends >= low), None)
+        end = next((kb for sends, kb in points if sends >= high), points[-1][1] if points else None)
+        return end / start if start and end else math.nan
+
+
+def real_run(label, stack: Stack, plan, *, fake_url, redis_url, timeout) -> RunResult:
+    """`plan(start)` creates the due deliveries (with run_at from `start`) and returns how many;
+    the workers and the dispatcher must be running."""
     from django.db import connection
     from django.db.models import Count
-    from django.utils import timezone
 
-    from apps.notifications.models import Notification, ScheduledJob
+    from apps.notifications.models import Delivery, Notification
 
-    delete_all_campaigns()
+    reset_all()
     flush_redis(redis_url)
     httpx.delete(f"{fake_url}/_fake/messages", timeout=30).raise_for_status()
+    n, window = plan()
     result = RunResult(label=label, jobs=n)
-
-    workers = []
-    for i in range(setup.workers):
-        worker_args = [
-            "worker",
-            "--queues",
-            "notifications,default",
-            "--pool",
-            setup.pool,
-            "--concurrency",
-            str(setup.concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            f"bench-{label}-{i}-{os.getpid()}@%h",
-        ]
-        if setup.db_reuse_max:
-            # What-if: Celery's Django fixup closes every DB connection before and after each
-            # task unless CELERY_DB_REUSE_MAX is set (celery/fixups/django.py); the project
-            # does not set it, so this runs the same worker with it set.
-            argv = [
-                PYTHON,
-                "-c",
-                "import sys; from config.celery import app; "
-                f"app.conf.CELERY_DB_REUSE_MAX = {setup.db_reuse_max}; "
-                "app.worker_main(sys.argv[1:])",
-                *worker_args,
-            ]
-        else:
-            argv = [PYTHON, "-m", "celery", "-A", "config", *worker_args]
-        workers.append(processes.start(f"{label}-worker-{i}", argv, env))
-    for worker in workers:
-        processes.wait_for_log(worker, "ready.")
-    dispatcher = processes.start(f"{label}-dispatcher", [PYTHON, "manage.py", "dispatch"], env)
-    processes.wait_for_log(dispatcher, "dispatcher_started")
-
-    # Placeholder times a day ahead; the real ones are set in one statement below.
-    placeholder = timezone.now() + timedelta(days=1)
-    create_jobs(workspace, [placeholder] * n)
-    start = timezone.now() + timedelta(seconds=lead)
-    reschedule(start, window / n)
-    log(f"{label}: {n} jobs due from {start:%H:%M:%S} over {window:g} s; {setup}")
-
-    def groups() -> dict[str, list[int]]:
-        return {
-            "workers": [pid for w in workers for pid in _tree(w.pid)],
-            "dispatcher": [dispatcher.pid],
-            "fake FCM": _tree(fake_pid),
-            "postgres": _by_name("postgres"),
-            "redis": _by_name("redis-server"),
-            "bench (this script)": [os.getpid()],
-        }
-
-    cpu_before, machine_before = cpu_snapshot(groups()), machine_busy_seconds()
+    meter = CpuMeter(stack.groups)
+    meter.start()
     wall_started = time.monotonic()
     sent_q = Notification.objects.filter(status="sent")
-    final = ("completed", "failed", "skipped")
-    deadline = time.monotonic() + lead + window + timeout
+    finished = Delivery.objects.filter(status__in=("completed", "failed", "skipped"))
+    deadline = time.monotonic() + window + timeout
+    milestones = (100, 1000, 2000, 5000, 10_000, 20_000, 50_000)
     while True:
-        time.sleep(0.2)
-        done = ScheduledJob.objects.filter(status__in=final).count()
-        rss = sum(tree_rss_kb(w.pid) for w in workers)
-        result.rss_peak_kb = max(result.rss_peak_kb, rss)
+        time.sleep(0.25)
         sent = sent_q.count()
-        if not result.rss_100_kb and sent >= 100:
-            result.rss_100_kb = rss
-        for milestone in (100, 500, 1000, 2000, 5000):
+        for milestone in milestones:
             if sent >= milestone and milestone not in result.rss_by_sends:
-                result.rss_by_sends[milestone] = rss
-        if done >= n:
+                result.rss_by_sends[milestone] = stack.rss_kb()
+        if finished.count() >= n:
             break
         if time.monotonic() > deadline:
             result.timed_out = True
-            log(f"{label}: timed out with {done}/{n} jobs finished")
+            log(f"{label}: timed out with {finished.count()}/{n} deliveries finished")
             break
-        if any(w.poll() is not None for w in workers) or dispatcher.poll() is not None:
-            raise RuntimeError(
-                f"{label}: a worker or the dispatcher exited; see {processes.log_dir}"
-            )
-    result.rss_end_kb = sum(tree_rss_kb(w.pid) for w in workers)
-    result.rss_by_sends[sent_q.count()] = result.rss_end_kb
-    result.cpu = cpu_used(cpu_before, cpu_snapshot(groups()))
-    # What the rest of the machine (anything this bench did not start) took meanwhile.
-    result.cpu["other processes"] = max(
-        0.0, machine_busy_seconds() - machine_before - sum(result.cpu.values())
-    )
+        if not stack.alive():
+            raise RuntimeError(f"{label}: a worker or the dispatcher exited; see the logs")
+    result.rss_by_sends[sent_q.count()] = stack.rss_kb()
+    result.cpu = meter.stop()
     result.wall = time.monotonic() - wall_started
-    processes.stop(dispatcher)
-    for worker in workers:
-        processes.stop(worker)
-
     result.statuses = dict(
-        ScheduledJob.objects.values_list("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
+        Delivery.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
     )
     rows = {
-        pk.hex: (
-            run_at.timestamp(),
-            claimed.timestamp() if claimed else None,
-            started.timestamp() if started else None,
-        )
-        for pk, run_at, claimed, started in Notification.objects.values_list(
-            "pk", "job__run_at", "job__claimed_at", "job__started_at"
-        )
-    }
+        pk.hex: (run_at.timestamp(), workspace, claimed and claimed.timestamp(),
+                 started and started.timestamp())
+        for pk, run_at, workspace, claimed, started in Notification.objects.values_list(
+            "pk", "delivery__run_at", "workspace__name", "delivery__claimed_at",
+            "delivery__started_at")
+    }  # fmt: skip
     connection.close()
-    messages = fake_messages(fake_url)
     seen: set[str] = set()
     received_times = []
-    for message in messages:
+    for message in fake_messages(fake_url):
         key = message["message"]["apns"]["headers"]["apns-collapse-id"]
         if key in seen:
             result.duplicates += 1
             continue
         seen.add(key)
-        run_at, claimed, started = rows[key]
+        run_at, workspace, claimed, started = rows[key]
         received = message["received_at"]
         received_times.append(received)
         result.lateness.append(received - run_at)
+        result.lateness_by_workspace.setdefault(workspace, []).append(received - run_at)
         if claimed and started:
             result.claim_delay.append(claimed - run_at)
             result.queue_wait.append(started - claimed)
             result.send_path.append(received - started)
     result.sends = len(received_times)
+    result.missing = n - len(seen)
     if len(received_times) > 1:
         result.span = max(received_times) - min(received_times)
         result.per_second = (len(received_times) - 1) / result.span
     return result
 
 
-# --- report -------------------------------------------------------------------------------------
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def print_run(result: RunResult) -> None:
-    def dist(values: list[float]) -> str:
+    def dist(values):
         if not values:
             return "n/a"
-        return (
-            f"p50 {percentile(values, 50):7.3f}  p99 {percentile(values, 99):7.3f}  "
-            f"max {max(values):7.3f}"
-        )
+        return (f"p50 {percentile(values, 50):7.3f}  p99 {percentile(values, 99):7.3f}  "
+                f"max {max(values):7.3f}")  # fmt: skip
 
     print(
-        f"\n  {result.label}: {result.sends}/{result.jobs} sent in {result.span:.1f} s, "
-        f"job statuses {result.statuses}, duplicate sends {result.duplicates}"
-        f"{', TIMED OUT' if result.timed_out else ''}"
+        f"\n  {result.label}: {result.sends}/{result.jobs} sent in {result.span:.1f} s "
+        f"({result.per_second:.0f}/s), statuses {result.statuses}, duplicates "
+        f"{result.duplicates}, missing {result.missing}{', TIMED OUT' if result.timed_out else ''}"
     )
-    print(f"    lateness (received - run_at) s  {dist(result.lateness)}")
-    print(f"    - claim delay (claimed - run_at) {dist(result.claim_delay)}")
-    print(f"    - queue wait (started - claimed) {dist(result.queue_wait)}")
-    print(f"    - send path (received - started) {dist(result.send_path)}")
-    print(
-        f"    worker RSS: after 100 sends {result.rss_100_kb / 1024:.1f} MiB, at the end "
-        f"{result.rss_end_kb / 1024:.1f} MiB (peak {result.rss_peak_kb / 1024:.1f} MiB)"
-    )
+    print(f"    lateness (received - run_at) s   {dist(result.lateness)}")
+    for workspace, values in sorted(result.lateness_by_workspace.items()):
+        if len(result.lateness_by_workspace) > 1:
+            print(f"      workspace {workspace:<8} ({len(values):>6})  {dist(values)}")
+    print(f"    - claim delay (claimed - run_at)  {dist(result.claim_delay)}")
+    print(f"    - queue wait (started - claimed)  {dist(result.queue_wait)}")
+    print(f"    - send path (received - started)  {dist(result.send_path)}")
     curve = ", ".join(f"{k}: {v / 1024:.0f}" for k, v in sorted(result.rss_by_sends.items()))
     print(f"    worker RSS (MiB) by sends: {curve}")
-    cores = os.cpu_count() or 1
     busy = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result.cpu.items())
-    print(
-        f"    CPU seconds over {result.wall:.1f} s wall ({cores} cores = "
-        f"{cores * result.wall:.0f} CPU-s): {busy}; total "
-        f"{sum(result.cpu.values()):.1f}"
-    )
+    print(f"    CPU seconds over {result.wall:.1f} s wall: {busy}")
     if result.sends:
-        per_job = {name: 1000 * seconds / result.sends for name, seconds in result.cpu.items()}
-        print("    CPU ms per send: " + ", ".join(f"{k} {v:.1f}" for k, v in per_job.items()))
+        per = ", ".join(f"{k} {result.ms_per_send(k):.2f}" for k in result.cpu)
+        print(f"    CPU ms per send: {per}; engine (workers+dispatcher+postgres+redis) "
+              f"{result.engine_ms_per_send:.2f}")  # fmt: skip
 
 
-def summary(claims_raw, claims_ours, sends_raw, spread: RunResult, burst: RunResult | None) -> bool:
-    rows = []
-    p99 = percentile(spread.lateness, 99)
-    rows.append(("lateness p50 (s), spread", f"{percentile(spread.lateness, 50):.3f}", "", ""))
-    rows.append(
-        (
-            "lateness p99 (s), spread",
-            f"{p99:.3f}",
-            f"<= {TARGET_P99_LATENESS:g}",
-            verdict(p99 <= TARGET_P99_LATENESS and not spread.timed_out),
-        )
-    )
-    rows.append(
-        ("lateness max (s), spread", f"{max(spread.lateness, default=math.nan):.3f}", "", "")
-    )
-    rows.append(("raw send loop (sends/s)", f"{sends_raw['per_second']:.0f}", "baseline", ""))
-    runs = [spread] + ([burst] if burst else [])
-    for run in runs:
-        ratio = run.per_second / sends_raw["per_second"]
-        cap = (
-            f" (capped at {run.jobs / args.window:.0f}/s by the schedule)" if run is spread else ""
-        )
-        rows.append((f"sends/s, {run.label}{cap}", f"{run.per_second:.0f}", "", ""))
-        rows.append(
-            (
-                f"  ratio to raw send loop, {run.label}",
-                f"{ratio:.2f}",
-                f">= {TARGET_SEND_RATIO:g}",
-                verdict(ratio >= TARGET_SEND_RATIO),
-            )
-        )
-    if burst:
-        rows.append(
-            ("lateness p99 (s), burst (no target)", f"{percentile(burst.lateness, 99):.3f}", "", "")
-        )
-    rows.append(("raw claim loop (jobs/s)", f"{claims_raw['per_second']:.0f}", "baseline", ""))
-    rows.append(("claim_due_jobs (claims/s)", f"{claims_ours['per_second']:.0f}", "", ""))
-    claim_ratio = claims_ours["per_second"] / claims_raw["per_second"]
-    rows.append(
-        (
-            "  ratio to raw claim loop",
-            f"{claim_ratio:.2f}",
-            f">= {TARGET_CLAIM_RATIO:g}",
-            verdict(claim_ratio >= TARGET_CLAIM_RATIO),
-        )
-    )
-    for run in runs:
-        rows.append(
-            (
-                f"worker RSS after 100 / end (MiB), {run.label}",
-                f"{run.rss_100_kb / 1024:.1f} / {run.rss_end_kb / 1024:.1f}",
-                "",
-                "",
-            )
-        )
-        rows.append(
-            (
-                f"  RSS growth, {run.label}",
-                f"{run.rss_growth:+.1%}",
-                f"<= {TARGET_RSS_GROWTH:.0%}",
-                verdict(run.rss_growth <= TARGET_RSS_GROWTH),
-            )
-        )
-    correct = all(r.sends == r.jobs and not r.duplicates and not r.timed_out for r in runs)
-    rows.append(
-        ("every job sent exactly once", "yes" if correct else "NO", "yes", verdict(correct))
-    )
-    width = max(len(r[0]) for r in rows)
-    print("\n" + "=" * (width + 40))
-    print(f"{'figure':<{width}}  {'value':>14}  {'target':>10}  result")
-    print("-" * (width + 40))
-    for name, value, target, result in rows:
-        print(f"{name:<{width}}  {value:>14}  {target:>10}  {result}")
-    print("=" * (width + 40))
-    return all(r[3] != "MISS" for r in rows)
+# --- report -------------------------------------------------------------------------------------
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        self.rows.append((name, value, target, "" if ok is None else ("PASS" if ok else "MISS")))
+
+    def print(self) -> bool:
+        width = max(len(r[0]) for r in self.rows)
+        print("\n" + "=" * (width + 44))
+        print(f"{'figure':<{width}}  {'value':>16}  {'target':>12}  result")
+        print("-" * (width + 44))
+        for name, value, target, result in self.rows:
+            print(f"{name:<{width}}  {value:>16}  {target:>12}  {result}")
+        print("=" * (width + 44))
+        return all(r[3] != "MISS" for r in self.rows)
 
 
 # --- main ---------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=10_000, help="jobs per phase (10000)")
+    parser.add_argument("--jobs", type=int, default=10_000, help="deliveries per run (10000)")
     parser.add_argument("--window", type=float, default=60.0, help="spread of run_at (s)")
     parser.add_argument("--lead", type=float, default=3.0, help="first run_at, s from now")
-    parser.add_argument("--pool", default="threads", help="celery worker pool (threads)")
-    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker (4)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
-    parser.add_argument(
-        "--celery-db-reuse-max",
-        type=int,
-        default=0,
-        metavar="N",
-        help="what-if: start workers with app.conf.CELERY_DB_REUSE_MAX=N (not the project's "
-        "configuration; by default Celery reconnects to the database around every task)",
-    )
-    parser.add_argument("--raw-sends", type=int, default=3000, help="raw send loop size")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes as `make run` starts them (1; each sized by settings)")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="override the worker's pool processes (default: settings)")  # fmt: skip
+    parser.add_argument("--raw-sends", type=int, default=5000, help="raw send loop size")
     parser.add_argument("--raw-concurrency", type=int, default=16)
-    parser.add_argument(
-        "--burst-jobs",
-        type=int,
-        default=2000,
-        help="jobs in the all-due-at-once run (2000; 0 skips it). Smaller than --jobs so a "
-        "default run stays near 6 minutes: the spread run already turns into a backlog.",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="extra seconds after the window before giving up",
-    )
+    parser.add_argument("--scale-max", type=int, default=50_000,
+                        help="the largest scale run (50000; 0 skips the scale runs)")  # fmt: skip
+    parser.add_argument("--scale-claims", type=int, default=100_000,
+                        help="due deliveries for the 1/2/4-dispatcher claims (100000; 0 skips)")  # fmt: skip
+    parser.add_argument("--only", default="",
+                        help="comma-separated phases: claims,scaling,sends,spread,burst,fair,scale")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="extra seconds after a run's window before giving up")  # fmt: skip
     return parser.parse_args()
 
 
@@ -820,96 +702,180 @@ def _interrupt(*_) -> None:
 
 
 def main() -> int:
-    global args
     args = parse_args()
+    phases = set(args.only.split(",")) if args.only else {
+        "claims", "scaling", "sends", "spread", "burst", "fair", "scale"}  # fmt: skip
     database_url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     if not database_url.startswith("postgres"):
         raise SystemExit("DATABASE_URL must be PostgreSQL")
-    setup = WorkerSetup(args.pool, args.concurrency, args.workers, args.celery_db_reuse_max)
     log_dir = Path(tempfile.mkdtemp(prefix="pushpilot-bench-"))
     processes = Processes(log_dir)
     began = time.monotonic()
-    # SIGTERM ends the run like Ctrl-C does: through `finally`, which stops the children.
     signal.signal(signal.SIGTERM, _interrupt)
-    # Explicitly: a shell starting us in the background hands us SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    report = Report()
     try:
-        log(
-            f"recreating {urlsplit(database_url).path.lstrip('/')} and flushing {redis_url}; "
-            f"logs in {log_dir}"
-        )
+        log(f"recreating {urlsplit(database_url).path.lstrip('/')} and flushing {redis_url}; "
+            f"logs in {log_dir}")  # fmt: skip
         recreate_database(database_url)
         flush_redis(redis_url)
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         migrate(base_env)
-
         port = free_port()
         fake = processes.start(
-            "fake-fcm",
-            [PYTHON, "-m", "apps.integrations.firebase.fake", "--port", str(port)],
+            "fake-fcm", [PYTHON, "-m", "apps.integrations.firebase.fake", "--port", str(port)],
             base_env,
-        )
+        )  # fmt: skip
         fake_url = f"http://127.0.0.1:{port}"
         processes.wait_for_log(fake, fake_url)
         env = {**base_env, "FCM_BASE_URL": fake_url}
 
         setup_django()
-        workspace, account = make_workspace(fake_url)
+        from django.conf import settings
+        from django.utils import timezone
 
-        log(f"phase 1: raw SKIP LOCKED claim loop over {args.jobs} rows")
-        claims_raw = baseline_claims(database_url, args.jobs)
-        log(f"  {claims_raw['per_second']:.0f} jobs/s ({claims_raw['seconds']:.2f} s)")
+        from apps.integrations.firebase.fake import make_demo_service_account
 
-        log(f"phase 2: claim_due_jobs() over {args.jobs} due jobs (enqueue to Redis, no worker)")
-        claims_ours = our_claims(workspace, args.jobs, redis_url)
-        log(
-            f"  {claims_ours['per_second']:.0f} claims/s ({claims_ours['seconds']:.2f} s, of "
-            f"which ~{claims_ours['enqueue_only_seconds']:.2f} s is {args.jobs} bare "
-            f"apply_async calls)"
-        )
+        account = make_demo_service_account("bench-project", token_uri=f"{fake_url}/token")
+        httpx.post(f"{fake_url}/_fake/accounts", json=account, timeout=10).raise_for_status()
+        workspace = make_workspace(fake_url, "A", account)
+        other = make_workspace(fake_url, "B", account)
+        claim_size = settings.DISPATCH_CLAIM_SIZE
 
-        log(
-            f"phase 3: raw async httpx send loop, {args.raw_sends} sends, "
-            f"{args.raw_concurrency} in flight"
-        )
-        sends_raw = baseline_sends(
-            fake_url, account, workspace, args.raw_sends, args.raw_concurrency
-        )
-        log(
-            f"  {sends_raw['per_second']:.0f} sends/s "
-            f"({sends_raw['transport_errors']} dropped connections retried)"
-        )
+        if "claims" in phases:
+            log(f"claims: raw SKIP LOCKED loop over {args.jobs} rows, {claim_size} a statement")
+            raw = baseline_claims(database_url, args.jobs, claim_size)
+            log(f"  {raw['per_second']:.0f} rows/s")
+            log(f"claims: claim_due() over {args.jobs} due deliveries (publishing to Redis)")
+            ours = our_claims(workspace, args.jobs, redis_url)
+            log(f"  {ours['per_second']:.0f} claims/s in {ours['batches']} batch messages")
+            report.add(
+                "raw SKIP LOCKED claim loop (rows/s)", f"{raw['per_second']:.0f}", "baseline"
+            )
+            report.add("claim_due() incl. publishing (claims/s)", f"{ours['per_second']:.0f}")
+            ratio = ours["per_second"] / raw["per_second"]
+            report.add("  ratio to raw claim loop", f"{ratio:.2f}", f">= {TARGET_CLAIM_RATIO}",
+                       ratio >= TARGET_CLAIM_RATIO)  # fmt: skip
+        if "scaling" in phases and args.scale_claims:
+            log(f"claims: 1, 2, 4 dispatcher processes over {args.scale_claims} due deliveries")
+            rates = dispatcher_scaling(workspace, args.scale_claims, (1, 2, 4), env, redis_url)
+            report.add("claims/s with 1 / 2 / 4 dispatchers",
+                       " / ".join(f"{rates[k]:.0f}" for k in (1, 2, 4)), "grows",
+                       rates[1] < rates[2] and rates[1] < rates[4])  # fmt: skip
 
-        common = dict(
-            workspace=workspace,
-            setup=setup,
-            processes=processes,
-            env=env,
-            fake_url=fake_url,
-            fake_pid=fake.pid,
-            redis_url=redis_url,
-            timeout=args.timeout,
-        )
-        log("phase 4: real run, spread schedule")
-        spread = real_run("spread", n=args.jobs, window=args.window, lead=args.lead, **common)
-        print_run(spread)
-        burst = None
-        if args.burst_jobs > 0:
-            log(f"phase 5: real run, {args.burst_jobs} jobs due at once")
-            burst = real_run("burst", n=args.burst_jobs, window=0.0, lead=args.lead, **common)
-            print_run(burst)
+        raw_sends = {}
+        if phases & {"sends", "burst"}:
+            for name, loop in (("httpx", _httpx_loop), ("aiohttp", _aiohttp_loop)):
+                log(
+                    f"sends: raw async {name} loop, {args.raw_sends} sends, {args.raw_concurrency} in flight"
+                )
+                raw_sends[name] = baseline_sends(loop, fake_url, account, workspace, args.raw_sends,
+                                                 args.raw_concurrency)["per_second"]  # fmt: skip
+                log(f"  {raw_sends[name]:.0f} sends/s")
+                report.add(
+                    f"raw async {name} send loop (sends/s)", f"{raw_sends[name]:.0f}", "baseline"
+                )
+
+        worker_args = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+        stack = Stack(processes, env, worker_args, fake.pid)
+        stack.start("bench", args.workers)
+        log(f"workers: {args.workers} x `celery worker` as make run starts it "
+            f"({'concurrency ' + str(args.concurrency) if args.concurrency else 'pool from settings'}),"
+            f" one dispatcher")  # fmt: skip
+        runs = {}
+        common = dict(fake_url=fake_url, redis_url=redis_url, timeout=args.timeout)
+
+        if "spread" in phases:
+
+            def spread_plan():
+                placeholder = timezone.now() + timedelta(days=1)
+                create_due(workspace, args.jobs, placeholder)
+                spread(timezone.now() + timedelta(seconds=args.lead), args.window / args.jobs)
+                return args.jobs, args.lead + args.window
+
+            log(f"spread: {args.jobs} deliveries over {args.window:g} s")
+            runs["spread"] = run = real_run("spread", stack, spread_plan, **common)
+            print_run(run)
+            p99, worst = percentile(run.lateness, 99), max(run.lateness, default=math.nan)
+            report.add("lateness p50 (s), spread", f"{percentile(run.lateness, 50):.3f}")
+            report.add("lateness p99 (s), spread", f"{p99:.3f}", f"<= {TARGET_P99_LATENESS:g}",
+                       p99 <= TARGET_P99_LATENESS and run.exactly_once)  # fmt: skip
+            report.add("lateness max (s), spread", f"{worst:.3f}", f"<= {TARGET_MAX_LATENESS:g}",
+                       worst <= TARGET_MAX_LATENESS)  # fmt: skip
+
+        def burst_plan(n, workspaces=((None, 0),)):
+            def plan():
+                at = timezone.now() + timedelta(days=1)
+                create_due(workspace, n, at)
+                for extra, count in workspaces:
+                    if extra is not None:
+                        create_due(extra, count, at)
+                due = timezone.now() + timedelta(seconds=args.lead)
+                sql("UPDATE notifications_delivery SET run_at = %s, due_at = %s", [due, due])
+                sql("UPDATE notifications_occurrence SET at = %s", [due])
+                sql("ANALYZE")
+                return n + sum(count for _, count in workspaces), args.lead
+
+            return plan
+
+        if "burst" in phases:
+            log(f"burst: {args.jobs} deliveries due at once")
+            runs["burst"] = run = real_run("burst", stack, burst_plan(args.jobs), **common)
+            print_run(run)
+            report.add("sends/s, burst", f"{run.per_second:.0f}")
+            for name, rate in raw_sends.items():
+                ratio = run.per_second / rate
+                report.add(f"  ratio to raw {name} loop", f"{ratio:.2f}", f">= {TARGET_SEND_RATIO}",
+                           ratio >= TARGET_SEND_RATIO if name == "httpx" else None)  # fmt: skip
+            report.add("worker CPU ms per send, burst", f"{run.ms_per_send('workers'):.2f}",
+                       f"<= {TARGET_WORKER_MS_PER_SEND}",
+                       run.ms_per_send("workers") <= TARGET_WORKER_MS_PER_SEND)  # fmt: skip
+            report.add("PostgreSQL CPU ms per send, burst", f"{run.ms_per_send('postgres'):.2f}")
+            report.add("dispatcher CPU ms per send, burst", f"{run.ms_per_send('dispatcher'):.2f}")
+
+        if "fair" in phases:
+            log(f"fairness: workspace A {args.jobs} deliveries due at t, workspace B one")
+            runs["fair"] = run = real_run(
+                "fair", stack, burst_plan(args.jobs, ((other, 1),)), **common
+            )
+            print_run(run)
+            b = run.lateness_by_workspace.get("B", [math.inf])
+            report.add("workspace B's lateness behind A's burst (s)", f"{max(b):.3f}",
+                       f"<= {TARGET_FAIR_LATENESS:g}", max(b) <= TARGET_FAIR_LATENESS)  # fmt: skip
+
+        if "scale" in phases and args.scale_max:
+            costs = {}
+            for n in sorted({1000, 10_000, args.scale_max}):
+                log(f"scale: {n} deliveries due at once")
+                runs[f"scale {n}"] = run = real_run(f"scale {n}", stack, burst_plan(n), **common)
+                print_run(run)
+                costs[n] = run.engine_ms_per_send
+            growth = costs[args.scale_max] / costs[1000]
+            report.add("engine CPU ms per send, 1k / 10k / max",
+                       " / ".join(f"{costs[n]:.2f}" for n in sorted(costs)))  # fmt: skip
+            report.add(f"  growth 1,000 -> {args.scale_max:,}", f"{growth:.2f}x",
+                       f"<= {TARGET_SCALE_GROWTH}x", growth <= TARGET_SCALE_GROWTH)  # fmt: skip
+        stack.stop()
+
+        for label, run in runs.items():
+            if run.sends >= 10_000:
+                ratio = run.rss_ratio()
+                report.add(f"worker RSS after 10,000 / after 100 sends, {label}", f"{ratio:.2f}",
+                           f"<= {TARGET_RSS_RATIO}", ratio <= TARGET_RSS_RATIO)  # fmt: skip
+        once = all(run.exactly_once for run in runs.values())
+        report.add("every delivery sent exactly once, none missing", "yes" if once else "NO",
+                   "yes", once)  # fmt: skip
 
         print(
             f"\ncommand: {' '.join(sys.argv)}  (DATABASE_URL={database_url} REDIS_URL={redis_url})"
         )
-        print(
-            f"workers: {setup}; one `manage.py dispatch` (DISPATCH_BATCH_SIZE "
-            f"{CLAIM_BATCH}); {os.cpu_count()} CPUs; "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; total {time.monotonic() - began:.0f} s"
-        )
-        passed = summary(claims_raw, claims_ours, sends_raw, spread, burst)
-        return 0 if passed else 1
+        print(f"settings: DISPATCH_CLAIM_SIZE {claim_size}, DELIVERY_BATCH_SIZE "
+              f"{settings.DELIVERY_BATCH_SIZE}, DISPATCH_MAX_QUEUED {settings.DISPATCH_MAX_QUEUED}, "
+              f"worker pool {settings.CELERY_WORKER_POOL} x {args.concurrency or settings.CELERY_WORKER_CONCURRENCY}; "
+              f"{os.cpu_count()} CPUs; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+              f"total {time.monotonic() - began:.0f} s")  # fmt: skip
+        return 0 if report.print() else 1
     except KeyboardInterrupt:
         log("interrupted")
         return 130

@@ -328,13 +328,16 @@ if not FIELD_ENCRYPTION_KEYS and ENVIRONMENT != "local":
 
 # --- Sending engine -------------------------------------------------------------------------
 # The dispatcher (`manage.py dispatch`) wakes at least every DISPATCH_INTERVAL seconds, and
-# when the next delivery is due (but no more often than every DISPATCH_TICK). It claims at
-# most DISPATCH_CLAIM_SIZE due deliveries a round, fairly across workspaces, and publishes
-# them as batches of DELIVERY_BATCH_SIZE (one broker message each). It stops claiming while
-# DISPATCH_MAX_QUEUED claimed deliveries wait for a worker: about half a second of the
-# workers' throughput keeps the queue short, so a new due delivery is not stuck behind it.
+# when the next delivery is due (but no more often than every DISPATCH_TICK). It claims
+# deliveries up to DISPATCH_LOOKAHEAD before they are due — the worker holds each send until
+# its time, so batches are larger and sends on time — at most DISPATCH_CLAIM_SIZE a round,
+# fairly across workspaces, and publishes them as batches of DELIVERY_BATCH_SIZE (one broker
+# message each). It stops claiming while DISPATCH_MAX_QUEUED claimed deliveries wait for a
+# worker: about half a second of the workers' throughput keeps the queue short, so a new
+# due delivery is not stuck behind it.
 DISPATCH_INTERVAL_SECONDS = float(env("DISPATCH_INTERVAL", "1"))
-DISPATCH_TICK_SECONDS = float(env("DISPATCH_TICK", "0.05"))
+DISPATCH_TICK_SECONDS = float(env("DISPATCH_TICK", "0.2"))
+DISPATCH_LOOKAHEAD_SECONDS = float(env("DISPATCH_LOOKAHEAD", "0.5"))
 DISPATCH_CLAIM_SIZE = env_int("DISPATCH_CLAIM_SIZE", 500)
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100)
 DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 500)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.campaigns import recurrence, selectors
@@ -603,8 +604,10 @@ ENGINE_REASONS = {
 
 
 def lock_for_sending(campaign_ids) -> dict:
-    """The campaigns (deleted ones too), row-locked for the caller's transaction, by id."""
-    rows = Campaign.all_objects.select_for_update().filter(pk__in=set(campaign_ids)).order_by("pk")
+    """The campaigns (deleted ones too), row-locked for the caller's transaction, by id.
+    `campaign_ids`: ids, or a queryset of them (locked in the same statement)."""
+    ids = campaign_ids if isinstance(campaign_ids, QuerySet) else set(campaign_ids)
+    rows = Campaign.all_objects.select_for_update().filter(pk__in=ids).order_by("pk")
     return {campaign.pk: campaign for campaign in rows}
 
 

@@ -66,14 +66,15 @@ class BrokerUnavailable(Exception):
 
 # --- claiming -----------------------------------------------------------------------------------
 def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[tuple[str, list]]:
-    """Claim up to `limit` due deliveries and publish them after commit. Returns the batches
-    as (claim token, delivery ids)."""
+    """Claim up to `limit` deliveries due by `now` + DISPATCH_LOOKAHEAD and publish them
+    after commit. Returns the batches as (claim token, delivery ids)."""
     now = now or timezone.now()
     limit = limit or settings.DISPATCH_CLAIM_SIZE
     token = uuid.uuid4()
     lease = now + timedelta(seconds=settings.JOB_QUEUE_TIMEOUT_SECONDS)
+    horizon = now + timedelta(seconds=settings.DISPATCH_LOOKAHEAD_SECONDS)
     with transaction.atomic():
-        claimed = _claim(token, now, lease, limit)
+        claimed = _claim(token, horizon, now, lease, limit)
         if not claimed:
             return []
         batches = [(str(token), ids) for ids in _batches(claimed, settings.DELIVERY_BATCH_SIZE)]
@@ -81,15 +82,15 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
     return batches
 
 
-def _claim(token: uuid.UUID, now: datetime, lease: datetime, limit: int) -> list[tuple]:
-    """(delivery id, workspace id) of the deliveries this statement claimed."""
+def _claim(token: uuid.UUID, due_by: datetime, now: datetime, lease: datetime, limit: int):
+    """(delivery id, workspace id) of the deliveries due by `due_by` this statement claimed."""
     table = connection.ops.quote_name(Delivery._meta.db_table)
     status = DeliveryStatus.PENDING
     if connection.vendor == "postgresql":
         due = bulk.execute(
             f"SELECT workspace_id, count(*) FROM {table} WHERE status = %s AND due_at <= %s "  # noqa: S608
             "GROUP BY workspace_id ORDER BY min(due_at) LIMIT %s",
-            [status, now, limit],
+            [status, due_by, limit],
         )
         if not due:
             return []
@@ -107,7 +108,7 @@ def _claim(token: uuid.UUID, now: datetime, lease: datetime, limit: int) -> list
                 WHERE {table}.id = picked.id
                 RETURNING {table}.id, {table}.workspace_id""",  # noqa: S608
             [DeliveryStatus.QUEUED, token, now, lease, now, list(shares), list(shares.values()),
-             status, now],
+             status, due_by],
         )  # fmt: skip
     prep = Delivery._meta.get_field("due_at").get_db_prep_value
     with connection.cursor() as cursor:
@@ -122,7 +123,7 @@ def _claim(token: uuid.UUID, now: datetime, lease: datetime, limit: int) -> list
                     ORDER BY turn, due_at LIMIT %s)
                 RETURNING id, workspace_id""",  # noqa: S608
             [DeliveryStatus.QUEUED, token.hex, prep(now, connection), prep(lease, connection),
-             prep(now, connection), status, prep(now, connection), limit],
+             prep(now, connection), status, prep(due_by, connection), limit],
         )  # fmt: skip
         return cursor.fetchall()
 
@@ -142,8 +143,9 @@ def _batches(claimed: list[tuple], size: int) -> list[list[str]]:
     """The claimed ids in batches, workspaces interleaved (the first batch carries every
     workspace's first delivery)."""
     by_workspace = defaultdict(list)
-    for delivery_id, workspace_id in claimed:
-        by_workspace[workspace_id].append(str(uuid.UUID(str(delivery_id))))
+    for delivery_id, workspace_id in claimed:  # UUIDs on PostgreSQL, hex text on SQLite
+        pk = delivery_id if isinstance(delivery_id, uuid.UUID) else uuid.UUID(delivery_id)
+        by_workspace[workspace_id].append(str(pk))
     interleaved = [pk for turn in zip_longest(*by_workspace.values()) for pk in turn if pk]
     return [interleaved[i : i + size] for i in range(0, len(interleaved), size)]
 
@@ -153,7 +155,10 @@ def _publish(token: uuid.UUID, batches: list[tuple[str, list]]) -> None:
 
     for index, (_, ids) in enumerate(batches):
         try:
-            send_deliveries.apply_async(args=(str(token), ids))
+            # A short argsrepr: Celery would otherwise repr the whole id list for its logs.
+            send_deliveries.apply_async(
+                args=(str(token), ids), argsrepr=f"({str(token)!r}, <{len(ids)} deliveries>)"
+            )
         except Exception as exc:  # any failure to publish: nothing may stay claimed for it
             unpublished = [pk for _, rest in batches[index:] for pk in rest]
             released = release(token, unpublished)
@@ -204,12 +209,14 @@ def reclaim_expired_leases(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-def seconds_until_next_due(*, now: datetime | None = None) -> float | None:
+def seconds_until_next_claim(*, now: datetime | None = None) -> float | None:
+    """How long until the next pending delivery may be claimed (its due_at - lookahead)."""
     now = now or timezone.now()
-    earliest = Delivery.objects.filter(status=DeliveryStatus.PENDING).aggregate(due=Min("due_at"))[
-        "due"
-    ]
-    return None if earliest is None else max(0.0, (earliest - now).total_seconds())
+    pending = Delivery.objects.filter(status=DeliveryStatus.PENDING)
+    earliest = pending.aggregate(due=Min("due_at"))["due"]
+    if earliest is None:
+        return None
+    return max(0.0, (earliest - now).total_seconds() - settings.DISPATCH_LOOKAHEAD_SECONDS)
 
 
 def refill_plans(*, now: datetime | None = None) -> int:
@@ -259,7 +266,7 @@ def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
         if limit <= 0:
             time.sleep(tick)  # the workers are busy: wait for room
             continue
-        wait = seconds_until_next_due()
+        wait = seconds_until_next_claim()
         time.sleep(interval if wait is None else min(interval, max(wait, tick)))
     with contextlib.suppress(Exception):
         DispatcherHeartbeat.objects.filter(name=name).delete()

@@ -78,13 +78,20 @@ class Delivery(BaseModel):
     when a dispatcher may claim it next (run_at, or later for a retry).
     """
 
+    # Every state change of a delivery rewrites each of its index entries (its status is in
+    # the partial indexes' conditions, so no update is HOT): only the indexes below exist.
+    # The foreign keys' own indexes would repeat their prefixes, and nothing reads by
+    # created_at.
+    created_at = models.DateTimeField(auto_now_add=True)
     workspace = models.ForeignKey(
-        "workspaces.Workspace", on_delete=models.CASCADE, related_name="deliveries"
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     campaign = models.ForeignKey(
-        "campaigns.Campaign", on_delete=models.CASCADE, related_name="deliveries"
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
-    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
+    occurrence = models.ForeignKey(
+        Occurrence, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     # Which part of the occurrence this is ("" for the whole audience; a zone, language or
     # variant once deliveries are split).
     slice = models.CharField(max_length=64, blank=True, default="")
@@ -126,7 +133,8 @@ class Delivery(BaseModel):
                 condition=Q(status__in=ACTIVE_STATUSES),
                 name="delivery_active_lease",
             ),
-            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+            # A campaign's deliveries, latest first, and its progress.
+            models.Index(fields=["campaign", "run_at"], name="delivery_campaign_run_at"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -168,13 +176,21 @@ class Notification(BaseModel):
     the row: writes from a superseded claim match no row.
     """
 
+    # As for deliveries: each outcome rewrites every index entry, so no index repeats another's
+    # prefix (the foreign keys' own, created_at's).
+    created_at = models.DateTimeField(auto_now_add=True)
     workspace = models.ForeignKey(
-        "workspaces.Workspace", on_delete=models.CASCADE, related_name="notifications"
+        "workspaces.Workspace",
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
     )
     campaign = models.ForeignKey(
-        "campaigns.Campaign", on_delete=models.CASCADE, related_name="notifications"
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="notifications", db_index=False
     )
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="notifications")
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     content = models.ForeignKey(
         "campaigns.CampaignContent",
         null=True,

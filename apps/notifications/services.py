@@ -118,10 +118,9 @@ def run_batch(token: str, delivery_ids: list[str]) -> dict[str, int]:
 def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
     queued = Delivery.objects.filter(pk__in=ids, claim_token=token, status=DeliveryStatus.QUEUED)
     with transaction.atomic():
-        campaign_ids = set(queued.values_list("campaign_id", flat=True))
-        if not campaign_ids:
+        locked = campaigns.lock_for_sending(queued.values("campaign_id"))
+        if not locked:
             return None
-        locked = campaigns.lock_for_sending(campaign_ids)
         queued.update(
             status=DeliveryStatus.RUNNING,
             started_at=now,
@@ -142,8 +141,10 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
             else:
                 finished.append((delivery, *reason))
         delivery_batch_size.observe(len(deliveries))
-        for run in runs:
-            dispatch_lateness_seconds.observe(max(0.0, (now - run.delivery.run_at).total_seconds()))
+        for run in runs:  # sending starts now, or at due_at for one claimed ahead
+            sending = max(now, run.delivery.due_at)
+            lateness = (sending - run.delivery.run_at).total_seconds()
+            dispatch_lateness_seconds.observe(max(0.0, lateness))
         campaigns.mark_running(
             {run.delivery.campaign_id: run.delivery.campaign for run in runs}.values(), now=now
         )
@@ -195,12 +196,9 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
         campaign_id__in={run.delivery.campaign_id for run in runs}
     ).order_by("position"):
         by_campaign[content.campaign_id].append(content)
-    ids = [run.delivery.pk for run in runs]
-    existing = set(
-        Notification.objects.filter(delivery_id__in=ids).values_list("delivery_id", "content_id")
-    )
-    Notification.objects.bulk_create(
-        [
+
+    def new_rows(skip=frozenset()):
+        return [
             Notification(
                 workspace_id=run.delivery.workspace_id,
                 campaign_id=run.delivery.campaign_id,
@@ -214,15 +212,26 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
             )
             for run in runs
             for content in by_campaign[run.delivery.campaign_id]
-            if (run.delivery.pk, content.pk) not in existing
-        ],
-        # A superseded worker racing this one made some rows: they are taken over below.
-        ignore_conflicts=True,
-    )
-    owned = {pk for pk, _ in _take_over_unsent(token, ids, now)}
+            if (run.delivery.pk, content.pk) not in skip
+        ]
+
+    if all(run.delivery.attempts == 1 for run in runs):
+        # Every delivery's first start: no row can exist yet, each row made is this run's.
+        rows = Notification.objects.bulk_create(new_rows())
+    else:
+        ids = [run.delivery.pk for run in runs]
+        existing = set(
+            Notification.objects.filter(delivery_id__in=ids).values_list(
+                "delivery_id", "content_id"
+            )
+        )
+        # A superseded worker racing this one may make some rows too: taken over below.
+        Notification.objects.bulk_create(new_rows(existing), ignore_conflicts=True)
+        owned = {pk for pk, _ in _take_over_unsent(token, ids, now)}
+        rows = Notification.objects.filter(pk__in=owned).order_by("position")
     contents = {content.pk: content for group in by_campaign.values() for content in group}
     by_delivery = {run.delivery.pk: run for run in runs}
-    for notification in Notification.objects.filter(pk__in=owned).order_by("position"):
+    for notification in rows:
         notification.content = contents.get(notification.content_id)
         by_delivery[notification.delivery_id].notifications.append(notification)
 
@@ -311,6 +320,7 @@ def _send(batch: Batch) -> dict[uuid.UUID, Outcome]:
                     batch.accounts[delivery.workspace_id],
                     message,
                     attempt=delivery.attempts,
+                    not_before=_not_before(delivery, batch.started_at),
                 )
             )
     lease = _Lease(batch)
@@ -323,6 +333,13 @@ def _send(batch: Batch) -> dict[uuid.UUID, Outcome]:
     for key, result in results.items():
         outcomes[key] = _outcome_of(result)
     return outcomes
+
+
+def _not_before(delivery: Delivery, started_at: datetime) -> float:
+    """When its send may go out: a delivery claimed ahead of its time is held until then —
+    never longer than the lookahead, whatever the clocks of dispatcher and worker say."""
+    hold_until = started_at + timedelta(seconds=settings.DISPATCH_LOOKAHEAD_SECONDS)
+    return min(delivery.due_at, hold_until).timestamp()
 
 
 def _outcome_of(result) -> Outcome:
@@ -389,20 +406,18 @@ def _record_with_retries(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> di
 @transaction.atomic
 def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
     now = timezone.now()
-    before = _tallies([run.delivery.pk for run in batch.runs])
+    before = _tallies(batch.runs)
     settled = [_settle(run, outcomes, before[run.delivery.pk], now) for run in batch.runs]
     _write_outcomes(
         batch.token,
         [(pk, o) for s in settled for pk, o in s.outcomes.items() if o.status in FINAL_OUTCOMES],
         now,
     )
-    Notification.objects.filter(
-        pk__in=[
-            pk for s in settled for pk, o in s.outcomes.items() if o.status not in FINAL_OUTCOMES
-        ],
-        claim_token=batch.token,
-        status=NotificationStatus.SENDING,
-    ).update(status=NotificationStatus.PENDING, updated_at=now)  # a later attempt sends them
+    unsent = [pk for s in settled for pk, o in s.outcomes.items() if o.status not in FINAL_OUTCOMES]
+    if unsent:  # a later attempt sends them
+        Notification.objects.filter(
+            pk__in=unsent, claim_token=batch.token, status=NotificationStatus.SENDING
+        ).update(status=NotificationStatus.PENDING, updated_at=now)
     bulk.update_rows(
         Delivery,
         ("id", "status", "due_at", "finished_at", "lease_expires_at", "last_error", "updated_at"),
@@ -489,11 +504,12 @@ def _settle(run: Run, outcomes: dict, before: dict[str, int], now: datetime) -> 
     return settled
 
 
-def _tallies(delivery_ids) -> dict[uuid.UUID, dict[str, int]]:
-    """Sent and failed notifications per delivery, recorded so far (by earlier attempts)."""
-    tallies: dict[uuid.UUID, dict[str, int]] = {pk: {"sent": 0, "failed": 0} for pk in delivery_ids}
+def _tallies(runs: list[Run]) -> dict[uuid.UUID, dict[str, int]]:
+    """Sent and failed notifications per delivery, recorded by earlier attempts."""
+    tallies = {run.delivery.pk: {"sent": 0, "failed": 0} for run in runs}
+    retried = [run.delivery.pk for run in runs if run.delivery.attempts > 1]
     for delivery_id, status in Notification.objects.filter(
-        delivery_id__in=delivery_ids, status__in=FINAL_NOTIFICATION_STATUSES
+        delivery_id__in=retried, status__in=FINAL_NOTIFICATION_STATUSES
     ).values_list("delivery_id", "status"):
         tallies[delivery_id][status] += 1
     return tallies

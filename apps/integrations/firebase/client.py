@@ -319,6 +319,7 @@ class Send:
     message: dict
     attempt: int = 1
     validate_only: bool = False
+    not_before: float = 0.0  # epoch seconds: held until then (claimed ahead of its time)
 
 
 NOT_SENT = None  # send_many's result for a message `may_send` held back
@@ -332,9 +333,9 @@ def send_many(
     wait_seconds: float = 10.0,
     base_url: str | None = None,
 ) -> dict[Hashable, str | FcmError | None]:
-    """Send every message concurrently; return, by key, FCM's message name, the FcmError, or
-    NOT_SENT. `may_send()` is asked (on the sender thread; keep it cheap) just before each
-    request goes out: a worker whose lease is gone stops sending. `while_waiting()` runs in
+    """Send every message concurrently, none before its `not_before`; return, by key, FCM's
+    message name, the FcmError, or NOT_SENT. `may_send()` is asked (on the sender thread;
+    keep it cheap) just before each request goes out: a worker whose lease is gone stops. `while_waiting()` runs in
     the calling thread every `wait_seconds` until all are done (to renew that lease)."""
     sends = list(sends)
     base = (base_url or settings.FCM_BASE_URL).rstrip("/")
@@ -387,6 +388,9 @@ def _tokens_for(sends: list[Send], *, force_refresh: bool) -> dict[tuple, str | 
 
 async def _send_all(sender: _Transport, runnable, base: str, may_send, retry_on_401: bool) -> dict:
     async def one(send: Send, token: str):
+        wait = send.not_before - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
         if not may_send():
             return send.key, NOT_SENT
         project_id = send.account["project_id"]

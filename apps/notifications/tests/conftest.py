@@ -9,6 +9,13 @@ from apps.notifications.dispatcher import claim_due
 from apps.notifications.models import FINISHED_STATUSES, Delivery
 
 
+@pytest.fixture(autouse=True)
+def _no_lookahead(settings):
+    """These tests claim "as if it were" a later time, with workers on the real clock: no
+    send is held for a delivery claimed ahead (test_dispatch_lookahead tests the hold)."""
+    settings.DISPATCH_LOOKAHEAD_SECONDS = 0
+
+
 def only_delivery(campaign) -> Delivery:
     return Delivery.objects.filter(campaign=campaign).earliest("run_at")
 

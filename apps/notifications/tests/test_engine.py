@@ -362,3 +362,16 @@ def test_the_notification_lists(api, scheduled, run_due, fake_fcm):
     assert [(j["id"], j["status"], j["target"]) for j in jobs] == [
         (str(delivery.pk), "completed", {"topic": "news"})
     ]
+
+
+def test_dispatch_lookahead_claims_early_and_sends_on_time(
+    connected_workspace, run_due, fake_fcm, settings
+):
+    settings.DISPATCH_LOOKAHEAD_SECONDS = 0.5
+    at = timezone.now() + timedelta(seconds=0.4)
+    [delivery] = make_due_campaigns(connected_workspace, 1, at=at)
+    assert run_due(timezone.now() - timedelta(seconds=0.2)) == []  # not within the lookahead
+    [(_, ids)] = run_due(timezone.now())  # claimed ahead of its time...
+    [message] = fake_fcm.messages()
+    assert message["received_at"] >= at.timestamp()  # ...and sent no earlier than it
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.COMPLETED
