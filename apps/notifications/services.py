@@ -65,9 +65,12 @@ from apps.notifications.models import (
 
 logger = get_logger("pushpilot.sending")
 
-# Stop sending this long before the lease runs out: the reaper hands the delivery to
-# another worker only after it has.
-LEASE_MARGIN_SECONDS = 2.0
+# Stop sending a little before the lease runs out (the reaper hands the delivery to another
+# worker only after it has): this share of the lease, at most 2 s.
+LEASE_MARGIN_SHARE, LEASE_MARGIN_MAX_SECONDS = 0.25, 2.0
+# While a batch sends, what is settled is recorded this often: a worker killed mid-batch
+# leaves only the messages then in flight to be sent again.
+PROGRESS_SECONDS = 0.25
 # Recording outcomes survives a dropped database connection: reconnect and try again.
 RECORD_RETRY_DELAYS = (0.2, 0.5, 1, 2, 4, 8)
 
@@ -100,6 +103,8 @@ class Batch:
     started_at: datetime
     runs: list[Run]
     accounts: dict  # workspace id -> service account
+    before: dict  # delivery id -> {"sent": n, "failed": n} recorded by earlier attempts
+    recorded: set = field(default_factory=set)  # notifications whose outcome is written
 
 
 def run_batch(token: str, delivery_ids: list[str]) -> dict[str, int]:
@@ -152,7 +157,7 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
         if finished:
             _finish_unsent(token, finished, now)
             campaigns.settle({delivery.campaign_id for delivery, *_ in finished}, now=now)
-    return Batch(token, now, runs, accounts)
+    return Batch(token, now, runs, accounts, before=_tallies(runs))
 
 
 def _reason_not_to_send(delivery: Delivery, now: datetime, accounts) -> tuple | None:
@@ -323,12 +328,9 @@ def _send(batch: Batch) -> dict[uuid.UUID, Outcome]:
                     not_before=_not_before(delivery, batch.started_at),
                 )
             )
-    lease = _Lease(batch)
+    hold = _Hold(batch)
     results = fcm.send_many(
-        sends,
-        may_send=lease.held,
-        while_waiting=lease.renew,
-        wait_seconds=settings.JOB_LEASE_SECONDS / 3,
+        sends, may_send=hold.held, while_waiting=hold.progress, wait_seconds=PROGRESS_SECONDS
     )
     for key, result in results.items():
         outcomes[key] = _outcome_of(result)
@@ -357,33 +359,48 @@ def _outcome_of(result) -> Outcome:
     return Outcome("sent", name=result)
 
 
-class _Lease:
-    """This worker's hold on the batch, as seen from here: sends stop once it may have run
-    out (a stopped or slow worker must not send what another worker now owns)."""
+class _Hold:
+    """This worker's hold on a batch while it sends. Sends stop once the lease may have run
+    out (a stopped or slow worker must not send what another worker now owns); the lease is
+    renewed every third of it; outcomes already settled are recorded as they come."""
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.ids = [run.delivery.pk for run in batch.runs]
-        self.deadline = time.monotonic() + settings.JOB_LEASE_SECONDS - LEASE_MARGIN_SECONDS
+        lease = settings.JOB_LEASE_SECONDS
+        self.length = lease - min(LEASE_MARGIN_MAX_SECONDS, lease * LEASE_MARGIN_SHARE)
+        self.deadline = time.monotonic() + self.length
+        self.renew_at = time.monotonic() + lease / 3
 
     def held(self) -> bool:
         return time.monotonic() < self.deadline
 
-    def renew(self) -> None:
-        asked = time.monotonic()
-        now = timezone.now()
+    def progress(self, finished: dict) -> None:
         try:
-            renewed = Delivery.objects.filter(
-                pk__in=self.ids, claim_token=self.batch.token, status=DeliveryStatus.RUNNING
-            ).update(
-                lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-                updated_at=now,
-            )
+            if time.monotonic() >= self.renew_at:
+                self._renew()
+            settled = [
+                (pk, outcome)
+                for pk, outcome in ((pk, _outcome_of(r)) for pk, r in finished.items())
+                if outcome.status in FINAL_OUTCOMES and pk not in self.batch.recorded
+            ]
+            if settled:
+                with transaction.atomic():
+                    _write_outcomes(self.batch.token, settled, timezone.now())
+                self.batch.recorded.update(pk for pk, _ in settled)
         except (OperationalError, InterfaceError):
-            close_old_connections()
-            return  # not renewed: the current deadline stands
+            close_old_connections()  # not now: the final record writes them
+
+    def _renew(self) -> None:
+        asked, now = time.monotonic(), timezone.now()
+        renewed = Delivery.objects.filter(
+            pk__in=self.ids, claim_token=self.batch.token, status=DeliveryStatus.RUNNING
+        ).update(
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), updated_at=now
+        )
+        self.renew_at = asked + settings.JOB_LEASE_SECONDS / 3
         if renewed == len(self.ids):
-            self.deadline = asked + settings.JOB_LEASE_SECONDS - LEASE_MARGIN_SECONDS
+            self.deadline = asked + self.length
         else:
             self.deadline = 0.0  # another claim took some of them: stop sending
             logger.warning("lease_lost", token=str(self.batch.token))
@@ -406,11 +423,15 @@ def _record_with_retries(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> di
 @transaction.atomic
 def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
     now = timezone.now()
-    before = _tallies(batch.runs)
-    settled = [_settle(run, outcomes, before[run.delivery.pk], now) for run in batch.runs]
+    settled = [_settle(run, outcomes, batch.before[run.delivery.pk], now) for run in batch.runs]
     _write_outcomes(
         batch.token,
-        [(pk, o) for s in settled for pk, o in s.outcomes.items() if o.status in FINAL_OUTCOMES],
+        [
+            (pk, o)
+            for s in settled
+            for pk, o in s.outcomes.items()
+            if o.status in FINAL_OUTCOMES and pk not in batch.recorded
+        ],
         now,
     )
     unsent = [pk for s in settled for pk, o in s.outcomes.items() if o.status not in FINAL_OUTCOMES]
@@ -418,7 +439,7 @@ def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
         Notification.objects.filter(
             pk__in=unsent, claim_token=batch.token, status=NotificationStatus.SENDING
         ).update(status=NotificationStatus.PENDING, updated_at=now)
-    bulk.update_rows(
+    changed = bulk.update_rows(
         Delivery,
         ("id", "status", "due_at", "finished_at", "lease_expires_at", "last_error", "updated_at"),
         [
@@ -426,12 +447,16 @@ def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
             for s in settled
         ],
         where={"claim_token": batch.token, "status": DeliveryStatus.RUNNING},
+        returning=("id",),
     )
-    audit.record_many(s.audit_entry() for s in settled if s.status != LOST)
+    ours = {pk for (pk,) in changed}  # a superseded worker changes nothing, audits nothing
+    audit.record_many(
+        s.audit_entry() for s in settled if s.status != LOST and s.delivery.pk in ours
+    )
     campaigns.settle({run.delivery.campaign_id for run in batch.runs}, now=now)
     summary: dict[str, int] = defaultdict(int)
     for s in settled:
-        summary[s.status] += 1
+        summary[s.status if s.delivery.pk in ours else "superseded"] += 1
     return dict(summary)
 
 

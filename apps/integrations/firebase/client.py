@@ -329,17 +329,20 @@ def send_many(
     sends: Iterable[Send],
     *,
     may_send: Callable[[], bool] = lambda: True,
-    while_waiting: Callable[[], None] | None = None,
+    while_waiting: Callable[[dict], None] | None = None,
     wait_seconds: float = 10.0,
     base_url: str | None = None,
 ) -> dict[Hashable, str | FcmError | None]:
     """Send every message concurrently, none before its `not_before`; return, by key, FCM's
-    message name, the FcmError, or NOT_SENT. `may_send()` is asked (on the sender thread;
-    keep it cheap) just before each request goes out: a worker whose lease is gone stops. `while_waiting()` runs in
-    the calling thread every `wait_seconds` until all are done (to renew that lease)."""
+    message name, the FcmError, or NOT_SENT.
+
+    `may_send()` is asked (on the sender thread; keep it cheap) just before each request
+    goes out: a worker whose lease is gone stops. `while_waiting(finished)` runs in the
+    calling thread every `wait_seconds` until all are done, with the results known so far
+    (to renew that lease and record what is already settled)."""
     sends = list(sends)
     base = (base_url or settings.FCM_BASE_URL).rstrip("/")
-    results: dict[Hashable, str | FcmError | None] = {}
+    results: dict[Hashable, str | FcmError | None] = {}  # filled as each request ends
     pending = sends
     for refresh in (False, True):  # a second pass for stale tokens (FCM said 401)
         tokens = _tokens_for(pending, force_refresh=refresh)
@@ -351,20 +354,53 @@ def send_many(
             else:
                 runnable.append((send, token))
         sender = transport()
-        future = sender.submit(_send_all(sender, runnable, base, may_send, not refresh))
+        stale: set = set()
+        future = sender.submit(
+            _send_all(sender, runnable, base, may_send, not refresh, results, stale)
+        )
         while True:
             try:
-                outcome = future.result(timeout=wait_seconds)
+                future.result(timeout=wait_seconds)
                 break
             except concurrent.futures.TimeoutError:
                 if while_waiting is not None:
-                    while_waiting()
-        stale = {key for key, value in outcome.items() if value is _STALE_TOKEN}
-        results.update({key: value for key, value in outcome.items() if key not in stale})
+                    while_waiting(dict(results))
         pending = [send for send in pending if send.key in stale]
         if not pending:
             break
     return results
+
+
+async def _send_all(sender: _Transport, runnable, base, may_send, retry_on_401, results, stale):
+    """Send on the loop thread; each result lands in `results` (or its key in `stale`: sent
+    again with a fresh token) as soon as its request ends."""
+
+    async def one(send: Send, token: str) -> None:
+        wait = send.not_before - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not may_send():
+            results[send.key] = NOT_SENT
+            return
+        project_id = send.account["project_id"]
+        body = {"message": send.message}
+        if send.validate_only:
+            body["validate_only"] = True
+        url = f"{base}/v1/projects/{project_id}/messages:send"
+        try:
+            status, headers, raw = await sender.post(
+                project_id, url, json.dumps(body).encode(), token, send.attempt
+            )
+        except FcmError as exc:
+            results[send.key] = exc
+            return
+        outcome = _outcome(status, headers, raw, send.attempt, retry_on_401)
+        if outcome is _STALE_TOKEN:
+            stale.add(send.key)
+        else:
+            results[send.key] = outcome
+
+    await asyncio.gather(*(one(send, token) for send, token in runnable))
 
 
 _STALE_TOKEN = object()
@@ -384,29 +420,6 @@ def _tokens_for(sends: list[Send], *, force_refresh: bool) -> dict[tuple, str | 
             except FcmError as exc:
                 tokens[key] = exc
     return tokens
-
-
-async def _send_all(sender: _Transport, runnable, base: str, may_send, retry_on_401: bool) -> dict:
-    async def one(send: Send, token: str):
-        wait = send.not_before - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if not may_send():
-            return send.key, NOT_SENT
-        project_id = send.account["project_id"]
-        body = {"message": send.message}
-        if send.validate_only:
-            body["validate_only"] = True
-        url = f"{base}/v1/projects/{project_id}/messages:send"
-        try:
-            status, headers, raw = await sender.post(
-                project_id, url, json.dumps(body).encode(), token, send.attempt
-            )
-        except FcmError as exc:
-            return send.key, exc
-        return send.key, _outcome(status, headers, raw, send.attempt, retry_on_401)
-
-    return dict(await asyncio.gather(*(one(send, token) for send, token in runnable)))
 
 
 def _outcome(status: int, headers: Mapping, raw: bytes, attempt: int, retry_on_401: bool):

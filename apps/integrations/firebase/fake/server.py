@@ -1117,6 +1117,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, self._route(fake, method, path, query, body))
         except _Response as response:
             self._reply(response.status, response.body, response.headers, response.content_type)
+        except ConnectionError:
+            raise  # the client went away (killed, timed out): nobody to answer
         except Exception:
             # A bug in the fake must not look like a retryable FCM error: say so loudly.
             traceback.print_exc(file=sys.stderr)
