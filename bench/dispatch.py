@@ -461,41 +461,61 @@ def fake_messages(fake_url: str) -> list[dict]:
 # --- 3-6. real runs ---------------------------------------------------------------------------
 @dataclass
 class Stack:
-    """The workers and the dispatcher, started as `make run` starts them."""
+    """The workers and the dispatcher as users start them: `make run`'s own process
+    (`manage.py run_embedded`, web server included) with --stack make-run, else its worker and
+    dispatcher commands (apps/common/management/commands/run_embedded.py) started directly."""
 
     processes: Processes
     env: dict[str, str]
     worker_args: list[str]
     fake_pid: int
-    workers: list = field(default_factory=list)
-    dispatcher: subprocess.Popen | None = None
+    mode: str = "processes"
+    owned: list = field(default_factory=list)
+    worker_pids: list = field(default_factory=list)
+    dispatcher_pid: int = 0
 
     def start(self, label: str, count: int) -> None:
+        if self.mode == "make-run":
+            self._start_make_run(label)
+            return
         from apps.common.management.commands.run_embedded import embedded_services
 
         services = {s.name: s.argv for s in embedded_services(8000, with_fake_fcm=False)}
+        workers = []
         for i in range(count):
             argv = [*services["worker"], *self.worker_args, "--hostname",
                     f"bench-{label}-{i}-{os.getpid()}@%h", "--without-heartbeat"]  # fmt: skip
-            worker = self.processes.start(f"{label}-worker-{i}", argv, self.env)
-            self.workers.append(worker)
-        for worker in self.workers:
+            workers.append(self.processes.start(f"{label}-worker-{i}", argv, self.env))
+        for worker in workers:
             self.processes.wait_for_log(worker, "ready.")
-        self.dispatcher = self.processes.start(
-            f"{label}-dispatcher", services["dispatcher"], self.env
-        )
-        self.processes.wait_for_log(self.dispatcher, "dispatcher_started")
+        dispatcher = self.processes.start(f"{label}-dispatcher", services["dispatcher"], self.env)
+        self.processes.wait_for_log(dispatcher, "dispatcher_started")
+        self.owned = [dispatcher, *workers]
+        self.worker_pids = [w.pid for w in workers]
+        self.dispatcher_pid = dispatcher.pid
+
+    def _start_make_run(self, label: str) -> None:
+        """What `make run` runs (after its migrate), with this run's DATABASE_URL, REDIS_URL
+        and FCM_BASE_URL: the web server, the worker and the dispatcher."""
+        argv = [PYTHON, "manage.py", "run_embedded", "--port", str(free_port())]
+        embedded = self.processes.start(f"{label}-make-run", argv, self.env)
+        self.processes.wait_for_log(embedded, "ready.")
+        self.processes.wait_for_log(embedded, "dispatcher_started")
+        children = {pid: _cmdline(pid) for pid in _tree(embedded.pid) if pid != embedded.pid}
+        self.worker_pids = [pid for pid, cmd in children.items() if " worker " in cmd
+                            and _parent(pid) == embedded.pid]  # fmt: skip
+        [self.dispatcher_pid] = [pid for pid, cmd in children.items() if cmd.endswith(" dispatch")]
+        self.owned = [embedded]
 
     def stop(self) -> None:
-        for process in [self.dispatcher, *self.workers]:
-            if process is not None:
-                self.processes.stop(process)
-        self.workers, self.dispatcher = [], None
+        for process in self.owned:
+            self.processes.stop(process)
+        self.owned, self.worker_pids, self.dispatcher_pid = [], [], 0
 
     def groups(self) -> dict[str, list[int]]:
         return {
-            "workers": [pid for w in self.workers for pid in _tree(w.pid)],
-            "dispatcher": [self.dispatcher.pid] if self.dispatcher else [],
+            "workers": [pid for w in self.worker_pids for pid in _tree(w)],
+            "dispatcher": [self.dispatcher_pid] if self.dispatcher_pid else [],
             "fake FCM": _tree(self.fake_pid),
             "postgres": _by_name("postgres"),
             "redis": _by_name("redis-server"),
@@ -503,10 +523,26 @@ class Stack:
         }
 
     def rss_kb(self) -> int:
-        return sum(tree_rss_kb(w.pid) for w in self.workers)
+        return sum(tree_rss_kb(pid) for pid in self.worker_pids)
 
     def alive(self) -> bool:
-        return all(p.poll() is None for p in [self.dispatcher, *self.workers])
+        return all(
+            Path(f"/proc/{pid}").exists() for pid in [self.dispatcher_pid, *self.worker_pids]
+        )
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -680,6 +716,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=10_000, help="deliveries per run (10000)")
     parser.add_argument("--window", type=float, default=60.0, help="spread of run_at (s)")
     parser.add_argument("--lead", type=float, default=3.0, help="first run_at, s from now")
+    parser.add_argument("--stack", choices=("processes", "make-run"), default="processes",
+                        help="processes: make run's worker and dispatcher commands, started "
+                        "here; make-run: `manage.py run_embedded` itself (web server too)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes as `make run` starts them (1; each sized by settings)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=0,
@@ -778,10 +817,10 @@ def main() -> int:
                 )
 
         worker_args = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-        stack = Stack(processes, env, worker_args, fake.pid)
+        stack = Stack(processes, env, worker_args, fake.pid, mode=args.stack)
         stack.start("bench", args.workers)
-        log(f"workers: {args.workers} x `celery worker` as make run starts it "
-            f"({'concurrency ' + str(args.concurrency) if args.concurrency else 'pool from settings'}),"
+        log(f"stack: {args.stack}; {len(stack.worker_pids)} x `celery worker` as make run starts "
+            f"it ({'concurrency ' + str(args.concurrency) if args.concurrency else 'pool from settings'}),"
             f" one dispatcher")  # fmt: skip
         runs = {}
         common = dict(fake_url=fake_url, redis_url=redis_url, timeout=args.timeout)
