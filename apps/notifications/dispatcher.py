@@ -180,9 +180,12 @@ def release(token: uuid.UUID, delivery_ids: list) -> int:
     )
 
 
-def backlog() -> int:
-    """Deliveries claimed and not yet started by a worker."""
-    return Delivery.objects.filter(status=DeliveryStatus.QUEUED).count()
+def claim_limit() -> int:
+    """How many deliveries the next claim may take: none while DISPATCH_MAX_QUEUED claimed
+    ones wait for a worker (backpressure), at most DISPATCH_CLAIM_SIZE."""
+    waiting = Delivery.objects.filter(status=DeliveryStatus.QUEUED).count()
+    dispatch_backlog.set(waiting)
+    return max(0, min(settings.DISPATCH_MAX_QUEUED - waiting, settings.DISPATCH_CLAIM_SIZE))
 
 
 # --- recovering ---------------------------------------------------------------------------------
@@ -237,39 +240,45 @@ def beat(name: str, *, now: datetime | None = None) -> None:
 
 def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
     """Claim what is due (while the backlog has room), reap expired leases and refill plans
-    now and then, beat, and sleep until the next delivery is due (at most the interval)."""
+    now and then, beat, and sleep until the next delivery may be claimed (at most the
+    interval). A failing round is retried with backoff: the loop outlives every failure."""
     name = name or f"{socket.gethostname()}:{os.getpid()}"
-    interval = settings.DISPATCH_INTERVAL_SECONDS
-    tick = settings.DISPATCH_TICK_SECONDS
     timers = {"reap": 0.0, "plan": 0.0, "beat": 0.0}
     failures = 0
     while not stop():
         try:
-            close_old_connections()  # a connection that failed its health check is replaced
-            room = settings.DISPATCH_MAX_QUEUED - backlog()
-            dispatch_backlog.set(settings.DISPATCH_MAX_QUEUED - room)
-            limit = min(room, settings.DISPATCH_CLAIM_SIZE)
-            claimed = sum(len(ids) for _, ids in claim_due(limit=limit)) if limit > 0 else 0
-            _now_and_then(timers, name)
+            pause = _round(timers, name)
             failures = 0
-        except Exception as exc:  # the loop outlives every failure; each is logged and counted
+        except Exception as exc:  # whatever it is: logged, counted, retried
             failures += 1
             pause = min(BACKOFF_MAX_SECONDS, 0.25 * 2 ** (failures - 1))
             scheduler_errors_total.labels(type(exc).__name__).inc()
             logger.warning("dispatch_round_failed", error=type(exc).__name__, detail=str(exc)[:300],
                            retry_in=pause)  # fmt: skip
             _reset_connection()
+        if pause:
             time.sleep(pause)
-            continue
-        if claimed:
-            continue  # claim again at once: more may be due
-        if limit <= 0:
-            time.sleep(tick)  # the workers are busy: wait for room
-            continue
-        wait = seconds_until_next_claim()
-        time.sleep(interval if wait is None else min(interval, max(wait, tick)))
     with contextlib.suppress(Exception):
         DispatcherHeartbeat.objects.filter(name=name).delete()
+
+
+def _round(timers: dict[str, float], name: str) -> float:
+    """One round of the loop; returns how long to sleep before the next."""
+    close_old_connections()  # a connection that failed its health check is replaced
+    limit = claim_limit()
+    claimed = sum(len(ids) for _, ids in claim_due(limit=limit)) if limit > 0 else 0
+    _now_and_then(timers, name)
+    if claimed:
+        return 0.0  # claim again at once: more may be due
+    tick = settings.DISPATCH_TICK_SECONDS
+    if limit <= 0:
+        return tick  # the workers are busy: wait for room
+    wait = seconds_until_next_claim()
+    return (
+        settings.DISPATCH_INTERVAL_SECONDS
+        if wait is None
+        else min(settings.DISPATCH_INTERVAL_SECONDS, max(wait, tick))
+    )
 
 
 def _now_and_then(timers: dict[str, float], name: str) -> None:

@@ -10,7 +10,7 @@ from apps.campaigns import services as campaigns
 from apps.campaigns.models import Campaign
 from apps.common.models import AuditLog
 from apps.notifications import services
-from apps.notifications.dispatcher import reclaim_expired_leases, refill_plans
+from apps.notifications.dispatcher import claim_limit, reclaim_expired_leases, refill_plans
 from apps.notifications.metrics import notifications_failed_total, notifications_sent_total
 from apps.notifications.models import Delivery, DeliveryStatus, Notification, Occurrence
 from apps.notifications.testing import make_due_campaigns
@@ -375,3 +375,15 @@ def test_dispatch_lookahead_claims_early_and_sends_on_time(
     [message] = fake_fcm.messages()
     assert message["received_at"] >= at.timestamp()  # ...and sent no earlier than it
     assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.COMPLETED
+
+
+def test_claims_stop_while_the_backlog_is_full(connected_workspace, claim_only, settings):
+    settings.DISPATCH_MAX_QUEUED, settings.DISPATCH_CLAIM_SIZE = 5, 3
+    at = timezone.now() - timedelta(seconds=1)
+    make_due_campaigns(connected_workspace, 12, at=at)
+    assert claim_limit() == 3  # the claim size
+    claim_only(at, limit=claim_limit())
+    assert claim_limit() == 2  # what is left of the backlog's room
+    claim_only(at, limit=claim_limit())
+    assert claim_limit() == 0  # no worker took any: no more claims
+    assert Delivery.objects.filter(status="queued").count() == 5
