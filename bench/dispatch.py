@@ -294,7 +294,7 @@ def our_claims(workspace, n: int, redis_url: str) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from apps.notifications.dispatcher import claim_due
+    from apps.notifications.dispatcher import DueCounts, claim_due
 
     reset_all()
     create_due(workspace, n, timezone.now() - timedelta(seconds=60))
@@ -307,8 +307,8 @@ def our_claims(workspace, n: int, redis_url: str) -> dict:
     flush_redis(redis_url)
     connection.close()
     connection.ensure_connection()
-    claimed, batches, started = 0, 0, time.perf_counter()
-    while published := claim_due():
+    claimed, batches, started, counts = 0, 0, time.perf_counter(), DueCounts()
+    while published := claim_due(counts=counts):  # as the dispatcher loop claims
         claimed += sum(len(ids) for _, ids in published)
         batches += len(published)
     elapsed = time.perf_counter() - started
@@ -330,13 +330,14 @@ sys.path.insert(0, {root!r})
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 import django
 django.setup()
-from apps.notifications.dispatcher import claim_due
+from apps.notifications.dispatcher import DueCounts, claim_due
 from django.db import connection
 connection.ensure_connection()
+counts = DueCounts()  # as the dispatcher loop keeps it
 while time.time() < {at}:
     time.sleep(0.001)
 claimed = 0
-while published := claim_due():
+while published := claim_due(counts=counts):
     claimed += sum(len(ids) for _, ids in published)
 print("claimed", claimed, time.time(), flush=True)
 """

@@ -10,7 +10,12 @@ from apps.campaigns import services as campaigns
 from apps.campaigns.models import Campaign
 from apps.common.models import AuditLog
 from apps.notifications import services
-from apps.notifications.dispatcher import claim_limit, reclaim_expired_leases, refill_plans
+from apps.notifications.dispatcher import (
+    DueCounts,
+    claim_limit,
+    reclaim_expired_leases,
+    refill_plans,
+)
 from apps.notifications.metrics import notifications_failed_total, notifications_sent_total
 from apps.notifications.models import Delivery, DeliveryStatus, Notification, Occurrence
 from apps.notifications.testing import make_due_campaigns
@@ -387,3 +392,19 @@ def test_claims_stop_while_the_backlog_is_full(connected_workspace, claim_only, 
     claim_only(at, limit=claim_limit())
     assert claim_limit() == 0  # no worker took any: no more claims
     assert Delivery.objects.filter(status="queued").count() == 5
+
+
+@pytest.mark.postgres
+def test_a_dispatchers_kept_count_never_hides_due_deliveries(
+    connected_workspace, make_workspace, claim_only
+):
+    """The dispatcher recounts due deliveries at most once a tick; a workspace that becomes
+    due in between is still claimed as soon as the other claims come back short."""
+    at = timezone.now() - timedelta(seconds=1)
+    make_due_campaigns(connected_workspace, 5, at=at)
+    counts = DueCounts()
+    assert len(claim_only(at, limit=3, counts=counts)[0][1]) == 3  # counted: A has 5
+    [late] = make_due_campaigns(make_workspace(name="Late"), 1, at=at)
+    assert counts.fresh() and str(late.workspace_id) not in {str(w) for w in counts.due}
+    [(_, ids)] = claim_only(at, limit=10, counts=counts)
+    assert len(ids) == 3 and str(late.pk) in ids  # A's last two, and the newcomer's one
