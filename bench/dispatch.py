@@ -343,38 +343,67 @@ print("claimed", claimed, time.time(), flush=True)
 """
 
 
-def dispatcher_scaling(workspace, n: int, counts: tuple[int, ...], env, redis_url) -> dict:
-    """1, 2, 4 ... claiming processes over the same n due deliveries: claims/s for each."""
+RAW_CLAIMER = """
+import psycopg, sys, time
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+while time.time() < {at}:
+    time.sleep(0.001)
+claimed = 0
+while rows := conn.execute(
+    "UPDATE bench_claim SET status = 'queued', claim_token = gen_random_uuid(), "
+    "claimed_at = now(), lease_expires_at = now() + interval '60 seconds', updated_at = now() "
+    "WHERE id IN (SELECT id FROM bench_claim WHERE status = 'pending' AND due_at <= now() "
+    "ORDER BY due_at LIMIT {size} FOR UPDATE SKIP LOCKED) RETURNING id, workspace_id"
+).fetchall():
+    claimed += len(rows)
+print("claimed", claimed, time.time(), flush=True)
+"""
+
+
+def _race(code: str, count: int, env, argv=()) -> tuple[int, float]:
+    """`count` processes running `code` from the same instant: (rows claimed, claims/s)."""
+    at = time.time() + 3.0
+    processes = [
+        subprocess.Popen([PYTHON, "-c", code.format(root=str(ROOT), at=at,
+                          size=_claim_size()), *argv], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(count)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=600)[0].split() for p in processes]
+    total = sum(int(out[1]) for out in outputs)
+    return total, total / (max(float(out[2]) for out in outputs) - at)
+
+
+def _claim_size() -> int:
+    from django.conf import settings
+
+    return settings.DISPATCH_CLAIM_SIZE
+
+
+def dispatcher_scaling(workspace, n: int, counts, env, redis_url, database_url) -> dict:
+    """1, 2, 4 ... dispatcher processes claiming the same n due deliveries, and as many raw
+    SKIP LOCKED loops over a copy of the table: claims/s for each, same run."""
     from django.utils import timezone
 
     reset_all()
     create_due(workspace, n, timezone.now() - timedelta(seconds=60))
+    sql("DROP TABLE IF EXISTS bench_claim")
+    sql("CREATE TABLE bench_claim (LIKE notifications_delivery INCLUDING ALL)")
+    sql("INSERT INTO bench_claim SELECT * FROM notifications_delivery")
     results = {}
     for count in counts:
-        sql(
-            "UPDATE notifications_delivery SET status = 'pending', claim_token = NULL, "
-            "lease_expires_at = NULL"
-        )
-        sql("VACUUM ANALYZE notifications_delivery")
+        for table in ("notifications_delivery", "bench_claim"):
+            sql(f"UPDATE {table} SET status = 'pending', claim_token = NULL, "
+                "lease_expires_at = NULL")  # fmt: skip
+            sql(f"VACUUM ANALYZE {table}")
         flush_redis(redis_url)
-        at = time.time() + 3.0
-        processes = [
-            subprocess.Popen(
-                [PYTHON, "-c", CLAIMER.format(root=str(ROOT), at=at)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        outputs = [p.communicate(timeout=600)[0].split() for p in processes]
-        total = sum(int(out[1]) for out in outputs)
-        finished = max(float(out[2]) for out in outputs)
+        total, ours = _race(CLAIMER, count, env)
         assert total == n, (count, total, n)
-        results[count] = n / (finished - at)
-        log(f"  {count} dispatcher(s): {results[count]:.0f} claims/s")
+        total, raw = _race(RAW_CLAIMER, count, env, [database_url])
+        assert total == n, (count, total, n)
+        results[count] = (ours, raw)
+        log(f"  {count} dispatcher(s): {ours:.0f} claims/s; {count} raw loop(s): {raw:.0f} rows/s")
+    sql("DROP TABLE bench_claim")
     flush_redis(redis_url)
     return results
 
@@ -799,10 +828,14 @@ def main() -> int:
                        ratio >= TARGET_CLAIM_RATIO)  # fmt: skip
         if "scaling" in phases and args.scale_claims:
             log(f"claims: 1, 2, 4 dispatcher processes over {args.scale_claims} due deliveries")
-            rates = dispatcher_scaling(workspace, args.scale_claims, (1, 2, 4), env, redis_url)
+            rates = dispatcher_scaling(workspace, args.scale_claims, (1, 2, 4), env, redis_url,
+                                       database_url)  # fmt: skip
+            ours = [rates[k][0] for k in (1, 2, 4)]
             report.add("claims/s with 1 / 2 / 4 dispatchers",
-                       " / ".join(f"{rates[k]:.0f}" for k in (1, 2, 4)), "grows",
-                       rates[1] < rates[2] and rates[1] < rates[4])  # fmt: skip
+                       " / ".join(f"{r:.0f}" for r in ours), "grows",
+                       ours[0] < ours[1] < ours[2])  # fmt: skip
+            report.add("  raw SKIP LOCKED loops, 1 / 2 / 4 processes",
+                       " / ".join(f"{rates[k][1]:.0f}" for k in (1, 2, 4)), "baseline")  # fmt: skip
 
         raw_sends = {}
         if phases & {"sends", "burst"}:

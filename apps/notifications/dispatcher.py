@@ -193,19 +193,23 @@ def _batches(claimed: list[tuple], size: int) -> list[list[str]]:
 def _publish(token: uuid.UUID, batches: list[tuple[str, list]]) -> None:
     from apps.notifications.tasks import send_deliveries
 
-    for index, (_, ids) in enumerate(batches):
-        try:
-            # A short argsrepr: Celery would otherwise repr the whole id list for its logs.
-            send_deliveries.apply_async(
-                args=(str(token), ids), argsrepr=f"({str(token)!r}, <{len(ids)} deliveries>)"
-            )
-        except Exception as exc:  # any failure to publish: nothing may stay claimed for it
-            unpublished = [pk for _, rest in batches[index:] for pk in rest]
-            released = release(token, unpublished)
-            raise BrokerUnavailable(
-                f"publishing failed ({type(exc).__name__}); {released} deliveries released"
-            ) from exc
-        jobs_claimed_total.inc(len(ids))
+    published = 0
+    try:
+        with send_deliveries.app.producer_or_acquire() as producer:  # one for the round
+            for _, ids in batches:
+                # A short argsrepr: Celery would otherwise repr the whole id list for its logs.
+                send_deliveries.apply_async(
+                    args=(str(token), ids), producer=producer,
+                    argsrepr=f"({str(token)!r}, <{len(ids)} deliveries>)",
+                )  # fmt: skip
+                published += 1
+                jobs_claimed_total.inc(len(ids))
+    except Exception as exc:  # any failure to publish: nothing may stay claimed for it
+        unpublished = [pk for _, rest in batches[published:] for pk in rest]
+        released = release(token, unpublished)
+        raise BrokerUnavailable(
+            f"publishing failed ({type(exc).__name__}); {released} deliveries released"
+        ) from exc
 
 
 def release(token: uuid.UUID, delivery_ids: list) -> int:
