@@ -129,7 +129,8 @@ def make_fixtures():
     from apps.accounts.services import issue_tokens
     from apps.analytics.services import create_ingest_key
     from apps.campaigns.services import create_campaign
-    from apps.notifications.models import Notification, ScheduledJob
+    from apps.notifications.models import Notification
+    from apps.notifications.testing import make_delivery
     from apps.workspaces.services import create_workspace
 
     user = User.objects.create_user(email="bench@example.com", password=uuid.uuid4().hex)
@@ -141,13 +142,11 @@ def make_fixtures():
             workspace=workspace, actor=user, name=f"Campaign {i}", topic="news",
             contents=[{"title": f"T{c}", "subtitle": "b"} for c in range(STATS_CONTENTS)],
         )  # fmt: skip
-        job = ScheduledJob.objects.create(
-            workspace=workspace, campaign=campaign, run_at=datetime.now(UTC) - timedelta(days=1)
-        )
+        delivery = make_delivery(campaign, datetime.now(UTC) - timedelta(days=1))
         for content in campaign.contents.order_by("position"):
             notifications.append(
                 Notification.objects.create(
-                    workspace=workspace, campaign=campaign, job=job, content=content,
+                    workspace=workspace, campaign=campaign, delivery=delivery, content=content,
                     position=content.position, title=content.title,
                 )
             )  # fmt: skip
