@@ -1,19 +1,9 @@
 from django.contrib import admin
 
+from apps.common.admin import ReadOnlyAdmin
 from apps.notifications.models import Delivery, Occurrence
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The engine owns these rows: the admin shows them and never writes."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+# The engine owns these rows: the admin shows them and never writes.
 
 
 @admin.register(Occurrence)

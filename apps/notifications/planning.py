@@ -51,6 +51,19 @@ class PlannedDelivery:
     condition: str
     run_at: datetime
 
+    def row(self, occurrence: Occurrence) -> Delivery:
+        """The (unsaved) delivery of `occurrence` this plans."""
+        return Delivery(
+            workspace_id=occurrence.workspace_id,
+            campaign_id=occurrence.campaign_id,
+            occurrence=occurrence,
+            slice=self.slice,
+            topic=self.topic,
+            condition=self.condition,
+            run_at=self.run_at,
+            due_at=self.run_at,
+        )
+
 
 def deliveries_for(campaign: Campaign, at: datetime) -> list[PlannedDelivery]:
     """How one occurrence is sent. Today: once, to the campaign's whole target, at its
@@ -104,16 +117,7 @@ def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]
     occurrences = list(existing.filter(at__in=[item.utc for item in stretch]))
     Delivery.objects.bulk_create(
         [
-            Delivery(
-                workspace_id=campaign.workspace_id,
-                campaign=campaign,
-                occurrence=occurrence,
-                slice=planned.slice,
-                topic=planned.topic,
-                condition=planned.condition,
-                run_at=planned.run_at,
-                due_at=planned.run_at,
-            )
+            planned.row(occurrence)
             for occurrence in occurrences
             for planned in deliveries_for(campaign, occurrence.at)
         ],

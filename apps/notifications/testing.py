@@ -17,17 +17,11 @@ def make_delivery(campaign, run_at: datetime, **fields) -> Delivery:
         is_last=True,
     )
     [planned] = deliveries_for(campaign, run_at)
-    return Delivery.objects.create(
-        workspace_id=campaign.workspace_id,
-        campaign=campaign,
-        occurrence=occurrence,
-        slice=planned.slice,
-        topic=planned.topic,
-        condition=planned.condition,
-        run_at=run_at,
-        due_at=run_at,
-        **fields,
-    )
+    delivery = planned.row(occurrence)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    delivery.save()
+    return delivery
 
 
 def make_due_campaigns(workspace, count: int, *, at: datetime, contents: int = 1, topic="news"):
@@ -62,9 +56,9 @@ def make_due_campaigns(workspace, count: int, *, at: datetime, contents: int = 1
     )
     return Delivery.objects.bulk_create(
         [
-            Delivery(workspace=workspace, campaign=c, occurrence=o, topic=topic, run_at=at,
-                     due_at=at)
-            for c, o in zip(campaigns, occurrences, strict=True)
+            planned.row(occurrence)
+            for campaign, occurrence in zip(campaigns, occurrences, strict=True)
+            for planned in deliveries_for(campaign, at)
         ],
         batch_size=2000,
-    )  # fmt: skip
+    )

@@ -20,26 +20,24 @@ def only_delivery(campaign) -> Delivery:
     return Delivery.objects.filter(campaign=campaign).earliest("run_at")
 
 
+def _claiming(capture, *, execute: bool):
+    def _claim(at: datetime, **options) -> list:
+        with capture(execute=execute):
+            return claim_due(now=at, **options)
+
+    return _claim
+
+
 @pytest.fixture
 def run_due(django_capture_on_commit_callbacks):
     """Claim what is due at `at` and run the published batches (eager), in-process."""
-
-    def _run(at: datetime, **options) -> list:
-        with django_capture_on_commit_callbacks(execute=True):
-            return claim_due(now=at, **options)
-
-    return _run
+    return _claiming(django_capture_on_commit_callbacks, execute=True)
 
 
 @pytest.fixture
 def claim_only(django_capture_on_commit_callbacks):
     """Claim what is due at `at` without publishing: as if its messages were lost."""
-
-    def _claim(at: datetime, **options) -> list:
-        with django_capture_on_commit_callbacks(execute=False):
-            return claim_due(now=at, **options)
-
-    return _claim
+    return _claiming(django_capture_on_commit_callbacks, execute=False)
 
 
 @pytest.fixture
