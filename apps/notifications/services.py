@@ -242,34 +242,33 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
 
 
 def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime) -> None:
-    """Deliveries that end without sending: their unsent notifications (whichever attempt
-    left them) fail with the same reason, and each delivery is audited."""
-    for (status, code), group in _grouped(finished).items():
-        ids = [delivery.pk for delivery, *_ in group]
-        reason_of = {delivery.pk: reason for delivery, _, _, reason in group}
-        unsent = _take_over_unsent(token, ids, now)
-        _write_outcomes(
-            token,
-            [(pk, Outcome("failed", code=code, message=reason_of[d])) for pk, d in unsent],
-            now,
+    """Deliveries that end without sending, as (delivery, status, code, reason): their unsent
+    notifications (whichever attempt left them) fail with the same reason, and each delivery
+    is audited."""
+    why = {delivery.pk: (status, code, reason) for delivery, status, code, reason in finished}
+    unsent = _take_over_unsent(token, list(why), now)
+    _write_outcomes(
+        token,
+        [(pk, Outcome("failed", code=why[d][1], message=why[d][2])) for pk, d in unsent],
+        now,
+    )
+    bulk.update_rows(
+        Delivery,
+        ("id", "status", "finished_at", "lease_expires_at", "last_error", "updated_at"),
+        [(pk, status, now, None, reason[:2000], now) for pk, (status, _, reason) in why.items()],
+        where={"claim_token": token, "status": DeliveryStatus.RUNNING},
+    )
+    audit.record_many(
+        audit.Entry(
+            f"delivery.{status}",
+            workspace_id=delivery.workspace_id,
+            target=delivery,
+            metadata={"reason": reason, "attempts": delivery.attempts},
         )
-        bulk.update_rows(
-            Delivery,
-            ("id", "status", "finished_at", "lease_expires_at", "last_error", "updated_at"),
-            [(pk, status, now, None, reason_of[pk][:2000], now) for pk in ids],
-            where={"claim_token": token, "status": DeliveryStatus.RUNNING},
-        )
-        audit.record_many(
-            audit.Entry(
-                f"delivery.{status}",
-                workspace_id=delivery.workspace_id,
-                target=delivery,
-                metadata={"reason": reason, "attempts": delivery.attempts},
-            )
-            for delivery, _, _, reason in group
-        )
-        for delivery, _, _, reason in group:
-            logger.info("delivery_not_sent", delivery_id=str(delivery.pk), reason=reason)
+        for delivery, status, _, reason in finished
+    )
+    for delivery, _, _, reason in finished:
+        logger.info("delivery_not_sent", delivery_id=str(delivery.pk), reason=reason)
 
 
 def _take_over_unsent(token: uuid.UUID, delivery_ids, now: datetime) -> list[tuple]:
@@ -283,13 +282,6 @@ def _take_over_unsent(token: uuid.UUID, delivery_ids, now: datetime) -> list[tup
             delivery_id__in=delivery_ids, claim_token=token, status=NotificationStatus.SENDING
         ).values_list("pk", "delivery_id")
     )
-
-
-def _grouped(finished: list[tuple]) -> dict[tuple[str, str], list[tuple]]:
-    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for item in finished:
-        groups[(item[1], item[2])].append(item)
-    return groups
 
 
 # --- 2. send ----------------------------------------------------------------------------------
@@ -547,7 +539,7 @@ def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]],
         (pk, o.status, o.name, o.code[:64], o.message[:2000], now if o.status == "sent" else None,
          token, now)
         for pk, o in outcomes
-        if o.status in ("sent", "failed")
+        if o.status in FINAL_OUTCOMES
     ]  # fmt: skip
     if not rows:
         return
@@ -561,7 +553,9 @@ def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]],
     )  # fmt: skip
     record_notification_outcomes(((w, c, content, s) for w, c, content, s, _ in changed), now)
     sent = sum(1 for *_, status, _ in changed if status == NotificationStatus.SENT)
-    failed_codes = [code or "UNKNOWN" for *_, status, code in changed if status != "sent"]
+    failed_codes = [
+        code or "UNKNOWN" for *_, status, code in changed if status == NotificationStatus.FAILED
+    ]
 
     def count():
         if sent:
