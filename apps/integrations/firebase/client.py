@@ -23,12 +23,14 @@ import hashlib
 import json
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+import certifi
 import urllib3
 from django.conf import settings
 from google.auth import exceptions as google_exceptions
@@ -233,7 +235,9 @@ class _Transport:
 
     def _session(self) -> aiohttp.ClientSession:  # on the loop
         if self.session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            # certifi's CA bundle, as the rest of the project's HTTP clients use (httpx).
+            tls = ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=tls)
             self.session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
