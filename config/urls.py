@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from apps.common import api as common_api
 from apps.common import ops
 from apps.common.metrics import metrics_view
-from apps.common.views import api_not_found
+from apps.common.views import api_not_found, read_only
 
 router = SimpleRouter(trailing_slash="")
 router.register("audit-logs", common_api.AuditLogViewSet, basename="audit-log")
@@ -24,11 +24,11 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("healthz", ops.healthz, name="healthz"),
-    path("readyz", ops.readyz, name="readyz"),
-    path("metrics", metrics_view, name="metrics"),
-    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", read_only(ops.healthz), name="healthz"),
+    path("readyz", read_only(ops.readyz), name="readyz"),
+    path("metrics", read_only(metrics_view), name="metrics"),
+    path("api/schema", read_only(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs", read_only(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
     path("admin/", admin.site.urls),
     # Anything else under /api/ is a JSON 404 in the error contract, DEBUG or not.
     re_path(r"^api/", api_not_found),

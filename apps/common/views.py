@@ -1,5 +1,7 @@
 """Django-level error handlers, so that errors raised outside DRF keep the contract."""
 
+import functools
+
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.common.exceptions import error_response
@@ -25,3 +27,21 @@ def not_found(request, exception=None):
 
 def server_error(request):
     return error_response("SERVER_ERROR", "Internal server error.", 500)
+
+
+def read_only(view):
+    """For the pages and probes outside the API (health, metrics, the schema and its docs):
+    GET and HEAD answer, any other method is a 405 in the error contract."""
+
+    @functools.wraps(view)
+    @csrf_exempt
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = error_response(
+                "METHOD_NOT_ALLOWED", f"Method {request.method} is not allowed here.", 405
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
