@@ -2,6 +2,7 @@ import django_filters
 
 from apps.ai import selectors
 from apps.ai.models import AIGeneration, GenerationStatus, Template, TemplateSource
+from apps.common.filters import DateTimeFilter
 
 
 class TemplateFilter(django_filters.FilterSet):
@@ -30,8 +31,8 @@ class GenerationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=GenerationStatus.choices)
     provider = django_filters.CharFilter()
     user = django_filters.UUIDFilter(field_name="user_id")
-    created_from = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_to = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_from = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_to = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AIGeneration

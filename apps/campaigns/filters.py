@@ -2,6 +2,7 @@ import django_filters
 from django.db.models import Q
 
 from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common.filters import DateTimeFilter
 
 
 class CampaignFilter(django_filters.FilterSet):
@@ -11,10 +12,10 @@ class CampaignFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search", help_text="Case-insensitive match on name or description."
     )
-    scheduled_from = django_filters.IsoDateTimeFilter(
+    scheduled_from = DateTimeFilter(
         field_name="scheduled_at", lookup_expr="gte", help_text="scheduled_at at or after"
     )
-    scheduled_to = django_filters.IsoDateTimeFilter(
+    scheduled_to = DateTimeFilter(
         field_name="scheduled_at", lookup_expr="lt", help_text="scheduled_at before"
     )
     ordering = django_filters.OrderingFilter(

@@ -1,6 +1,48 @@
+"""Query-string filters shared by every list: an ISO 8601 date-time filter that answers what
+it cannot represent with a 400 naming the parameter, and the audit log's filters."""
+
+from datetime import UTC, timedelta
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from apps.common.models import AuditLog
+
+# The widest offsets in use on Earth (UTC-12:00 to UTC+14:00); PostgreSQL refuses beyond ±15:59.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+class DateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise forms.ValidationError("The UTC offset must be between -14:00 and +14:00.")
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                "This instant is out of range (years 1 to 9999 in UTC)."
+            ) from None
+        return parsed
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 with an offset (or Z); a time that cannot be stored is a 400, not a 500."""
+
+    field_class = DateTimeField
+
+
+def add_aliases(filterset, aliases: dict[str, str]):
+    """Also accept `name` for each `existing` filter of `filterset` (a Python keyword such as
+    `from` cannot be declared as an attribute); an error names the parameter the client
+    sent."""
+    for name, existing in aliases.items():
+        filterset.base_filters[name] = filterset.base_filters[existing]
+    return filterset
 
 
 class AuditLogFilter(django_filters.FilterSet):
@@ -8,18 +50,12 @@ class AuditLogFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(field_name="action")
     target_type = django_filters.CharFilter(field_name="target_type")
     target_id = django_filters.CharFilter(field_name="target_id")
-    # `from`/`to` are Python keywords; declared through the field names.
-    created_from = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_to = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_from = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_to = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditLog
         fields: list[str] = []
 
-    def __init__(self, data=None, *args, **kwargs):
-        if data is not None:
-            data = data.copy()
-            for public, internal in (("from", "created_from"), ("to", "created_to")):
-                if public in data and internal not in data:
-                    data[internal] = data[public]
-        super().__init__(data, *args, **kwargs)
+
+add_aliases(AuditLogFilter, {"from": "created_from", "to": "created_to"})

@@ -1,5 +1,6 @@
 import django_filters
 
+from apps.common.filters import DateTimeFilter
 from apps.notifications.models import Notification, NotificationStatus
 
 
@@ -8,8 +9,8 @@ class NotificationFilter(django_filters.FilterSet):
     delivery = django_filters.UUIDFilter(field_name="delivery_id")
     job = django_filters.UUIDFilter(field_name="delivery_id", help_text="Deprecated: `delivery`.")
     status = django_filters.MultipleChoiceFilter(choices=NotificationStatus.choices)
-    sent_from = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
-    sent_to = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+    sent_from = DateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_to = DateTimeFilter(field_name="sent_at", lookup_expr="lt")
 
     class Meta:
         model = Notification
