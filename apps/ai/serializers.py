@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from apps.ai import content
 from apps.ai.models import TONE_GUIDE, AIGeneration, Template, Tone
+from apps.common.serializers import OptionalURLField
 
 TONE_HELP = "One of: " + "; ".join(f"`{tone}` — {guide}" for tone, guide in TONE_GUIDE.items())
 
@@ -102,6 +103,7 @@ class AIGenerationSerializer(serializers.ModelSerializer):
 
 
 class TemplateSerializer(serializers.ModelSerializer):
+    image_url = OptionalURLField()
     data = serializers.DictField(child=serializers.CharField(allow_blank=True), read_only=True)
     tags = serializers.ListField(child=serializers.CharField(), read_only=True)
 

@@ -10,7 +10,7 @@ from apps.campaigns import recurrence
 from apps.campaigns.models import Campaign, CampaignContent, Priority
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
-from apps.common.serializers import TimeZoneField
+from apps.common.serializers import OptionalURLField, TimeZoneField
 from apps.notifications.models import Delivery
 
 
@@ -36,6 +36,9 @@ class TargetSerializer(serializers.Serializer):
 
 
 class ContentSerializer(serializers.ModelSerializer):
+    image_url = OptionalURLField()
+    link = OptionalURLField()
+
     class Meta:
         model = CampaignContent
         fields = [

@@ -19,6 +19,19 @@ class TimeZoneField(serializers.CharField):
         return value
 
 
+class OptionalURLField(serializers.URLField):
+    """A URL a response may not have: `null` when absent (the schema says a URI or null),
+    never an empty string, which is no URI."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, UPPER_SNAKE error code.")
     message = serializers.CharField()
