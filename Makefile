@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test smoke lint format migrate check schema clean demo-account
+.PHONY: run test smoke fuzz lint format migrate check schema clean demo-account
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 # The real processes end to end, through HTTP only (uses DATABASE_URL / REDIS_URL if set).
 smoke: $(STAMP)
 	$(BIN)/python scripts/smoke.py
+
+# A bounded schemathesis run against the live API (FUZZ_SECONDS, default 150).
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz_api.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

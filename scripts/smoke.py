@@ -207,11 +207,16 @@ def main() -> int:
         print(f"SMOKE FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        os.killpg(stack.pid, signal.SIGTERM)
-        try:
-            stack.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+        stop(stack)
+
+
+def stop(stack: subprocess.Popen) -> None:
+    """Stop `make run`'s process group: SIGTERM, then SIGKILL after 20 s."""
+    os.killpg(stack.pid, signal.SIGTERM)
+    try:
+        stack.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
