@@ -49,7 +49,7 @@ class Campaign(SoftDeleteModel):
     # recurrence expands from; `scheduled_at` is the instant it maps to (for filtering and
     # display). They differ from what the user typed only for a time inside a DST gap.
     scheduled_at = models.DateTimeField(null=True, blank=True)
-    scheduled_local = models.CharField(max_length=19, blank=True, default="")
+    scheduled_local = models.CharField(max_length=26, blank=True, default="")
     timezone = models.CharField(max_length=64, default="UTC")
     rrule = models.CharField(max_length=500, blank=True, default="")
     exclusion_dates = models.JSONField(default=list, blank=True)

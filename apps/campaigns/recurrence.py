@@ -14,12 +14,18 @@ zone, an optional RRULE and optional exclusion dates. Occurrences are computed l
    instant: 01:30 America/New_York on 2007-11-04 -> 05:30Z (01:30 EDT), never 06:30Z.
 4. **No duplicate instants.** Occurrences are emitted in strictly increasing UTC order; two
    local times that map to the same instant (an hourly rule across a spring-forward gap:
-   02:00 shifted to 03:00 and the real 03:00) are sent once.
+   02:00 shifted to 03:00 and the real 03:00) are sent once, and count once: COUNT is the
+   number of distinct instants (RFC 5545 §3.3.10: an instance at a time that does not exist
+   is not counted), so an hourly COUNT=4 from 00:00 on a spring-forward day is sent at
+   00:00, 01:00, 03:00 and 04:00. An excluded date still uses up its instance, as EXDATE
+   does in RFC 5545.
 5. **UNTIL.** `UNTIL=20071224T140000Z` (UTC, trailing Z) is compared with the UTC instant
    of each occurrence. `UNTIL=20071224T090000` (no Z, "floating") is local wall-clock time
    in the schedule's zone. `UNTIL=20071224` (a DATE) includes that whole local day. The
    value never reaches dateutil as an aware/naive mix: it is converted here first.
-6. **DTSTART** is the anchor; like python-dateutil (and unlike RFC 5545's "DTSTART is
+6. **DTSTART** is the anchor, to the microsecond given (dateutil expands whole seconds;
+   every occurrence keeps the anchor's fraction of a second, so none is sent before the
+   instant asked for); like python-dateutil (and unlike RFC 5545's "DTSTART is
    always the first instance") an anchor that does not match the rule is not itself an
    occurrence: "BYDAY=FR" anchored on a Tuesday starts on the Friday.
 7. **Exclusion dates** are local calendar dates; an occurrence whose local (wall-clock)
@@ -115,7 +121,7 @@ class ParsedRule:
     text: str  # normalised RRULE value (upper case, no "RRULE:" prefix), UNTIL included
     freq: str
     count: int | None
-    core: str  # the rule without UNTIL, as handed to dateutil
+    core: str  # the rule without UNTIL and COUNT, as handed to dateutil
     until_utc: datetime | None = None  # UNTIL given with a trailing Z
     until_local: datetime | None = None  # UNTIL given as local (floating) time or a DATE
 
@@ -139,11 +145,10 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
 
 def local_anchor(value: datetime, zone: ZoneInfo) -> datetime:
     """The naive wall-clock anchor for a user-supplied start: an aware value is converted
-    to the zone; a naive value already is local wall-clock time. Seconds are kept,
-    microseconds dropped (RRULE has whole-second resolution)."""
+    to the zone; a naive value already is local wall-clock time. Its precision is kept."""
     if value.tzinfo is not None:
         value = value.astimezone(zone).replace(tzinfo=None)
-    return value.replace(microsecond=0)
+    return value
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -229,7 +234,10 @@ def parse_rule(text: str) -> ParsedRule:
     if "UNTIL" in parts:
         until_utc, until_local = _parse_until(parts["UNTIL"])
 
-    core = ";".join(f"{name}={value}" for name, value in parts.items() if name != "UNTIL")
+    # COUNT and UNTIL are applied here, not by dateutil (see the module docstring).
+    core = ";".join(
+        f"{name}={value}" for name, value in parts.items() if name not in ("UNTIL", "COUNT")
+    )
     normalised = ";".join(f"{name}={value}" for name, value in parts.items())
     return ParsedRule(
         text=normalised,
@@ -348,6 +356,12 @@ def build_schedule(
     )
 
 
+NO_OCCURRENCE = (
+    f"The rule has no occurrence after now within {HORIZON_YEARS} years of scheduled_at "
+    "(it may be impossible, already over, or excluded)."
+)
+
+
 def first_occurrence_after(schedule: Schedule, now: datetime) -> Occurrence:
     """The first run after `now`, or RuleInvalid saying why there is none."""
     occurrence = schedule.next_after(now)
@@ -355,28 +369,29 @@ def first_occurrence_after(schedule: Schedule, now: datetime) -> Occurrence:
         return occurrence
     if schedule.rule is None:
         raise RuleInvalid("scheduled_at", "The scheduled time must be in the future.")
-    raise RuleInvalid(
-        "rrule",
-        f"The rule has no occurrence after now within {HORIZON_YEARS} years of "
-        "scheduled_at (it may be impossible, already over, or excluded).",
-    )
+    raise RuleInvalid("rrule", NO_OCCURRENCE)
 
 
-def _local_times(schedule: Schedule) -> Iterator[datetime]:
-    """Naive local occurrences in increasing wall-clock order, exclusions and the local
-    UNTIL applied, bounded by the horizon and the expansion budget."""
+def ensure_possible(schedule: Schedule) -> None:
+    """RuleInvalid when the rule has no occurrence at all from its anchor (an impossible
+    rule such as BYMONTH=2;BYMONTHDAY=30): refused when it is written, not only later."""
+    if schedule.rule is not None and next(schedule.occurrences(), None) is None:
+        raise RuleInvalid("rrule", NO_OCCURRENCE)
+
+
+def _local_times(schedule: Schedule) -> Iterator[tuple[datetime, bool]]:
+    """(naive local occurrence, excluded?) in increasing wall-clock order, the local UNTIL
+    applied, bounded by the horizon and the expansion budget."""
     start = schedule.start_local
     end = _add_years(start, HORIZON_YEARS)  # exclusive
     rule = schedule.rule
     if rule is None:
-        if start.date() not in schedule.exclusion_dates:
-            yield start
+        yield start, start.date() in schedule.exclusion_dates
         return
+    fraction = timedelta(microseconds=start.microsecond)  # dateutil expands whole seconds
+    start = start.replace(microsecond=0)
 
-    # Move the anchor forward by whole 400-year cycles so that year 9999 (where dateutil
-    # stops on its own) is just past the horizon: see the module docstring.
-    cycles = (9999 - HORIZON_YEARS - 2 - start.year) // CALENDAR_CYCLE_YEARS
-    shift_years = max(0, cycles) * CALENDAR_CYCLE_YEARS
+    shift_years = cycle_shift(start.year)
 
     until = rule.until_local
     if rule.until_utc is not None:
@@ -393,14 +408,20 @@ def _local_times(schedule: Schedule) -> Iterator[datetime]:
         for index, shifted in enumerate(expansion):
             if index >= MAX_EXPANSIONS:
                 return
-            local = _shift(shifted, -shift_years)
+            local = _shift(shifted, -shift_years) + fraction
             if local >= end:
                 return
-            if local.date() in schedule.exclusion_dates:
-                continue
-            yield local
+            yield local, local.date() in schedule.exclusion_dates
     except (ValueError, OverflowError) as exc:  # dateutil ran off its calendar
         raise RuleInvalid("rrule", f"The rule cannot be evaluated: {exc}") from None
+
+
+def cycle_shift(year: int) -> int:
+    """Years to move an anchor forward, by whole 400-year cycles, so that year 9999 (where
+    dateutil stops on its own) is just past the horizon: the most dateutil ever walks is
+    9999 - (year + shift), at most HORIZON_YEARS + 2 + one cycle (the module docstring)."""
+    cycles = (9999 - HORIZON_YEARS - 2 - year) // CALENDAR_CYCLE_YEARS
+    return max(0, cycles) * CALENDAR_CYCLE_YEARS
 
 
 def _add_years(value: datetime, years: int) -> datetime:
@@ -416,30 +437,40 @@ def _shift(value: datetime, years: int) -> datetime:
 
 
 def _ordered_instants(schedule: Schedule) -> Iterator[datetime]:
-    """UTC instants, strictly increasing, deduplicated, with the UTC UNTIL applied.
+    """UTC instants, strictly increasing, deduplicated, COUNT and the UTC UNTIL applied,
+    excluded dates left out (after counting).
 
     Local expansion order is not UTC order around a gap (02:15 -> 07:15Z comes before
     03:00 -> 07:00Z), so instants wait in a heap until the expansion has moved more than
     any offset swing past them."""
-    until_utc = schedule.rule.until_utc if schedule.rule else None
-    heap: list[datetime] = []
+    rule = schedule.rule
+    until_utc = rule.until_utc if rule else None
+    remaining = rule.count if rule and rule.count is not None else -1  # -1: no COUNT
+    heap: list[tuple[datetime, bool]] = []
     last: datetime | None = None
-    for local in _local_times(schedule):
+
+    def release(entry: tuple[datetime, bool]) -> Iterator[datetime]:
+        nonlocal last, remaining
+        candidate, excluded = entry
+        if last is not None and candidate <= last:
+            return  # the same instant as one already counted: not another instance
+        last = candidate
+        remaining -= 1
+        if not excluded:
+            yield candidate
+
+    for local, excluded in _local_times(schedule):
         instant = to_utc(local, schedule.zone)
         if until_utc is not None and instant > until_utc:
             # Later local times can still map earlier only within the reorder window.
             if local.replace(tzinfo=UTC) - _REORDER_WINDOW > until_utc:
                 break
             continue
-        heapq.heappush(heap, instant)
+        heapq.heappush(heap, (instant, excluded))
         watermark = local.replace(tzinfo=UTC) - _REORDER_WINDOW
-        while heap and heap[0] <= watermark:
-            candidate = heapq.heappop(heap)
-            if last is None or candidate > last:
-                last = candidate
-                yield candidate
-    while heap:
-        candidate = heapq.heappop(heap)
-        if last is None or candidate > last:
-            last = candidate
-            yield candidate
+        while heap and heap[0][0] <= watermark:
+            yield from release(heapq.heappop(heap))
+            if remaining == 0:
+                return
+    while heap and remaining != 0:
+        yield from release(heapq.heappop(heap))

@@ -251,10 +251,15 @@ def _schedule_fields(
             "scheduled_at": None,
             "scheduled_local": "",
         }
+        # An impossible rule is refused now, from its anchor (or from now, without one).
+        schedule = recurrence.build_schedule(
+            start=start if start is not None else timezone.now(),
+            timezone_name=timezone_name,
+            rrule=rrule or None,
+            exclusion_dates=dates,
+        )
+        recurrence.ensure_possible(schedule)
         if start is not None:
-            schedule = recurrence.build_schedule(
-                start=start, timezone_name=timezone_name, rrule=rrule or None
-            )
             fields["scheduled_local"] = schedule.start_local.isoformat()
             fields["scheduled_at"] = recurrence.to_utc(schedule.start_local, zone)
     except recurrence.RuleInvalid as exc:
