@@ -25,6 +25,10 @@ from apps.integrations.firebase.fake import make_demo_service_account  # noqa: E
 from scripts.smoke import expect, free_port, stop, wait_for  # noqa: E402
 
 CHECKS = "not_a_server_error,response_schema_conformance"
+# The fuzzer acts as one user: were it to delete its workspace or remove itself from it,
+# every later request would only meet 403s (those operations have tests of their own).
+SPARED = ("DELETE /api/v1/workspaces/{workspace_id}",
+          "DELETE /api/v1/workspaces/{workspace_id}/members/{member_id}")  # fmt: skip
 # The coverage phase trips an internal error of hypothesis on Python 3.11 ("AST constructor
 # recursion depth mismatch"): the other phases generate from the same schema.
 PHASES = "examples,fuzzing,stateful"
@@ -61,7 +65,8 @@ def main() -> int:
              "--header", f"X-Workspace-ID: {workspace_id}",
              "--checks", CHECKS, "--phases", PHASES, "--workers", "2",
              "--max-time", os.environ.get("FUZZ_SECONDS", "150"),
-             "--suppress-health-check", "all"],
+             "--suppress-health-check", "all",
+             *(option for name in SPARED for option in ("--exclude-name", name))],
             cwd=ROOT, env=env, check=False,
         ).returncode  # fmt: skip
     finally:
