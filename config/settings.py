@@ -175,6 +175,11 @@ APPLE_CLIENT_IDS = env_list("APPLE_CLIENT_IDS", "")
 APPLE_JWKS_URL = env("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys")
 APPLE_ISSUER = env("APPLE_ISSUER", "https://appleid.apple.com")
 
+# Password sign-in per account: this many wrong passwords within the window -> 429 until it
+# has passed (apps/accounts/login_limits.py).
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+
 # --- DRF ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

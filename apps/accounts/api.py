@@ -1,12 +1,13 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from apps.accounts import oauth, services
+from apps.accounts import login_limits, oauth, services
 from apps.accounts.serializers import (
     AppleSignInSerializer,
     GoogleSignInSerializer,
@@ -45,7 +46,20 @@ class RegisterView(AnonymousAuthView, APIView):
 
 
 class TokenView(AnonymousAuthView, jwt_views.TokenObtainPairView):
-    """Email + password -> access and refresh tokens."""
+    """Email + password -> access and refresh tokens. Throttled per client IP, and per
+    account after repeated wrong passwords (apps/accounts/login_limits.py)."""
+
+    def post(self, request, *args, **kwargs):
+        email = request.data.get("email") if isinstance(request.data, dict) else None
+        email = email if isinstance(email, str) else ""
+        login_limits.ensure_allowed(email)
+        try:
+            response = super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            login_limits.record_failure(email)
+            raise
+        login_limits.clear(email)
+        return response
 
 
 class TokenRefreshView(AnonymousAuthView, jwt_views.TokenRefreshView):

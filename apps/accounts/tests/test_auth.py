@@ -140,3 +140,35 @@ def test_registration_seeds_example_templates(client_for):
     templates = Template.objects.filter(workspace_id=body["workspace"]["id"])
     assert templates.count() >= 3
     assert all(t.title and t.subtitle for t in templates)
+
+
+def test_an_account_is_locked_after_repeated_wrong_passwords(client_for, make_user, settings):
+    settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW_SECONDS = 3, 600
+    make_user(email="target@example.com", password="Right-Passw0rd!")
+    client = client_for()
+    wrong = {"email": "Target@Example.com", "password": "guess"}  # any case: one account
+    for _ in range(3):
+        assert client.post("/api/v1/auth/token", wrong).status_code == 401
+    locked = client.post(
+        "/api/v1/auth/token", {"email": "target@example.com", "password": "Right-Passw0rd!"}
+    )
+    assert locked.status_code == 429 and locked.json()["error"]["code"] == "THROTTLED"
+    assert 0 < int(locked["Retry-After"]) <= 600
+    other = make_user(email="other@example.com", password="Right-Passw0rd!")
+    assert (
+        client.post(
+            "/api/v1/auth/token", {"email": other.email, "password": "Right-Passw0rd!"}
+        ).status_code
+        == 200
+    )  # only that account
+
+
+def test_a_successful_sign_in_resets_the_failures(client_for, make_user, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    make_user(email="forgetful@example.com", password="Right-Passw0rd!")
+    client = client_for()
+    right = {"email": "forgetful@example.com", "password": "Right-Passw0rd!"}
+    for _ in range(3):
+        for _ in range(2):
+            client.post("/api/v1/auth/token", {**right, "password": "oops"})
+        assert client.post("/api/v1/auth/token", right).status_code == 200
