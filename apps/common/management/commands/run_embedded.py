@@ -3,11 +3,18 @@
 Starts the web server, a Celery worker (file-system broker, no server needed), the
 dispatcher (the scheduler) and — unless FCM_BASE_URL points elsewhere — the fake FCM, as
 child processes; streams their output, and stops all of them on Ctrl-C or as soon as one
-of them dies.
+of them dies. On Linux the children also end when the runner itself is killed (kill -9, a
+closed terminal): none is left holding a port.
+
+The fake FCM listens on FAKE_FCM_PORT, else on 9099 when it is free, else on any free port;
+its URL is printed and written to var/fake-fcm.url (where `make demo-account` finds it).
 """
 
+import contextlib
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,15 +30,27 @@ class Service:
     argv: list[str]
 
 
-FAKE_FCM_PORT = int(os.environ.get("FAKE_FCM_PORT", "9099"))
+DEFAULT_FAKE_FCM_PORT = 9099
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def embedded_services(port: int, *, with_fake_fcm: bool) -> list[Service]:
+def fake_fcm_port() -> int:
+    """FAKE_FCM_PORT if set; else 9099 when it is free; else any free port."""
+    if os.environ.get("FAKE_FCM_PORT"):
+        return int(os.environ["FAKE_FCM_PORT"])
+    for candidate in (DEFAULT_FAKE_FCM_PORT, 0):
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", candidate))
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port for the fake FCM")
+
+
+def embedded_services(port: int, *, with_fake_fcm: bool, fake_port: int = 0) -> list[Service]:
     python = sys.executable
     fake = [
         Service(
             "fake-fcm",
-            [python, "-m", "apps.integrations.firebase.fake", "--port", str(FAKE_FCM_PORT)],
+            [python, "-m", "apps.integrations.firebase.fake", "--port", str(fake_port)],
         )
     ]
     return (fake if with_fake_fcm else []) + [
@@ -69,8 +88,10 @@ class Command(BaseCommand):
         # One /metrics for all processes: web, worker and dispatcher share a metrics directory
         # (gunicorn empties it when it starts).
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.VAR_DIR / "prometheus"))
+        fake_port = fake_fcm_port() if with_fake_fcm else 0
         if with_fake_fcm:
-            env["FCM_BASE_URL"] = f"http://127.0.0.1:{FAKE_FCM_PORT}"
+            env["FCM_BASE_URL"] = f"http://127.0.0.1:{fake_port}"
+            (settings.VAR_DIR / "fake-fcm.url").write_text(env["FCM_BASE_URL"])
         children: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -81,11 +102,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            for service in embedded_services(port, with_fake_fcm=with_fake_fcm):
+            services = embedded_services(port, with_fake_fcm=with_fake_fcm, fake_port=fake_port)
+            for service in services:
                 # Own process group: Ctrl-C reaches us once, and we stop the children in order.
                 children[service.name] = subprocess.Popen(  # noqa: S603 (fixed argv)
-                    service.argv, env=env, cwd=settings.BASE_DIR, start_new_session=True
-                )
+                    service.argv, env=env, cwd=settings.BASE_DIR, start_new_session=True,
+                    preexec_fn=_end_with(os.getpid()),
+                )  # fmt: skip
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nPushPilot is running on http://127.0.0.1:{port}\n"
@@ -121,3 +144,19 @@ class Command(BaseCommand):
                     process.kill()
         if exited is not None and not stopping:
             sys.exit(1)
+
+
+def _end_with(parent: int):
+    """A preexec_fn: (Linux) the child gets SIGTERM when the runner dies, however it dies.
+    Elsewhere nothing: Ctrl-C and a normal exit still stop the children."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arrange() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the runner died before the line above
+            os._exit(1)
+
+    return arrange
