@@ -2,7 +2,6 @@
 without a chance to clean up. Real processes, the embedded defaults (SQLite, file broker)."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
