@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test smoke fuzz lint format migrate check schema clean demo-account
+.PHONY: run test smoke fuzz lint format migrate check schema clean demo-account compose-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 # A demo service account the running fake FCM trusts, as the body for PUT /integrations/firebase.
 demo-account: $(STAMP)
 	@$(BIN)/python manage.py demo_service_account
+
+# .env with this install's own secrets for docker compose (kept if it exists).
+compose-env:
+	$(PYTHON) scripts/compose_env.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -19,14 +19,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
-    # Prometheus multiprocess mode: start from an empty directory (stale files would add
-    # the previous run's counts).
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-        for name in os.listdir(directory):
-            if name.endswith(".db"):
-                os.remove(os.path.join(directory, name))
+    # Prometheus multiprocess mode: the web server's own directory, emptied (stale files
+    # would add the previous run's counts). Other process groups have directories of their own.
+    from apps.common.multiproc import start_metrics_dir
+
+    start_metrics_dir()
 
 
 def child_exit(server, worker):

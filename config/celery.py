@@ -55,3 +55,22 @@ def _check_database_connections(sender=None, **_):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_init.connect
+def _start_metrics(**_):
+    """The worker's own metrics directory, emptied before its pool starts."""
+    from apps.common.multiproc import start_metrics_dir
+
+    start_metrics_dir()
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_process_metrics(pid=None, **_):
+    """A pool process that ends no longer counts in live gauges (in-flight sends)."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

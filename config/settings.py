@@ -387,6 +387,11 @@ INGEST_KEY_CACHE_SECONDS = env_int(
 # Optional bearer token for /metrics. Metrics from several processes (gunicorn workers,
 # Celery, the dispatcher) are merged when they share PROMETHEUS_MULTIPROC_DIR.
 METRICS_TOKEN = env("METRICS_TOKEN", "")
+if env("PROMETHEUS_MULTIPROC_DIR", ""):
+    # prometheus_client writes there from the first metric a module defines.
+    Path(env("PROMETHEUS_MULTIPROC_DIR", "")).mkdir(parents=True, exist_ok=True)
+# Further process groups' metrics directories that /metrics merges (apps/common/metrics.py).
+METRICS_MERGE_DIRS = env_list("METRICS_MERGE_DIRS", "")
 
 # --- Error tracking -------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", "")

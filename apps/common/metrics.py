@@ -1,14 +1,20 @@
 """Prometheus metrics: the `/metrics` view, the registry it serves, and per-request metrics.
 
 Under gunicorn each worker is a process with its own counters. When the environment
-variable PROMETHEUS_MULTIPROC_DIR is set (to an empty directory, before the processes
-start), prometheus_client writes every metric to files there and `/metrics` sums the files
-of all workers (gunicorn.conf.py's child_exit marks a gone worker dead). Without it the
-process's own default registry is served (runserver, one process).
+variable PROMETHEUS_MULTIPROC_DIR is set, prometheus_client writes every metric to files
+there, named by process id, and `/metrics` sums the files (gunicorn.conf.py's child_exit
+marks a gone worker dead). Without it the process's own default registry is served.
+
+Each process group — the web server, a Celery worker, a dispatcher — has a directory of its
+own, which it empties when it starts (`start_metrics_dir`): in containers every main
+process is PID 1, so groups sharing one directory would write the same files, and one
+group's start would delete the others' counts. `/metrics` merges its own directory with
+those listed in METRICS_MERGE_DIRS (comma-separated), as `make run` and compose set them.
 
 Optional protection: METRICS_TOKEN set -> `Authorization: Bearer <token>` is required.
 """
 
+import glob
 import hmac
 import importlib
 import os
@@ -29,8 +35,7 @@ from prometheus_client import (
 
 from apps.common.exceptions import error_response
 from apps.common.middleware import route_template
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from apps.common.multiproc import MULTIPROC_ENV
 
 http_requests_total = Counter(
     "http_requests_total",
@@ -66,13 +71,26 @@ def _load_metric_modules() -> None:
 
 
 def registry() -> CollectorRegistry:
-    """What `/metrics` serves: all workers' files in multiprocess mode, else this process."""
+    """What `/metrics` serves: every process's files in multiprocess mode (this group's and
+    the merged groups'), else this process."""
     path = os.environ.get(MULTIPROC_ENV)
     if not path:
         return REGISTRY
+    merged = settings.METRICS_MERGE_DIRS
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected, path=path)
+    collected.register(_Files(dict.fromkeys([path, *merged])))
     return collected
+
+
+class _Files:
+    """The metric files of several directories, summed as one multiprocess collection."""
+
+    def __init__(self, directories) -> None:
+        self.directories = directories
+
+    def collect(self):
+        files = [f for d in self.directories for f in glob.glob(os.path.join(d, "*.db"))]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
 @transaction.non_atomic_requests  # reads no table

@@ -161,3 +161,27 @@ def test_multiprocess_mode_sums_the_workers(client, tmp_path, monkeypatch):
     samples = scrape(client)
     assert value(samples, "events_ingested_total", type="opened") == 7
     assert value(samples, "campaign_created_total", origin="create") == 2
+
+
+def test_process_groups_in_their_own_directories_are_merged(
+    client, tmp_path, monkeypatch, settings
+):
+    """The web server, a worker and a dispatcher each write their own directory (in
+    containers each is PID 1: one shared directory would mix their files); /metrics merges
+    the directories METRICS_MERGE_DIRS lists."""
+    web, worker = tmp_path / "web", tmp_path / "worker"
+    for directory, n in ((web, 3), (worker, 4)):
+        directory.mkdir()
+        env = {"PATH": "/usr/bin:/bin", MULTIPROC_ENV: str(directory)}
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(n)], env=env, cwd=django_settings.BASE_DIR
+        )
+        assert writer.wait(timeout=30) == 0
+    monkeypatch.setenv(MULTIPROC_ENV, str(web))
+    settings.METRICS_MERGE_DIRS = [str(web), str(worker)]
+    samples = scrape(client)
+    assert value(samples, "events_ingested_total", type="opened") == 7
+    text = client.get("/metrics").content.decode()
+    assert (
+        text.count("# TYPE events_ingested_total counter") == 1
+    )  # one family, not one per directory

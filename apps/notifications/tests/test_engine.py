@@ -408,3 +408,19 @@ def test_a_dispatchers_kept_count_never_hides_due_deliveries(
     assert counts.fresh() and str(late.workspace_id) not in {str(w) for w in counts.due}
     [(_, ids)] = claim_only(at, limit=10, counts=counts)
     assert len(ids) == 3 and str(late.pk) in ids  # A's last two, and the newcomer's one
+
+
+def test_check_dispatcher_says_whether_this_hosts_dispatcher_is_alive(db, settings):
+    import socket
+
+    from django.core.management import CommandError, call_command
+
+    from apps.notifications.dispatcher import beat
+
+    with pytest.raises(CommandError, match="no dispatcher"):
+        call_command("check_dispatcher")
+    beat(f"{socket.gethostname()}:1", now=timezone.now() - timedelta(seconds=120))
+    with pytest.raises(CommandError, match=r"12[0-9] s ago"):
+        call_command("check_dispatcher")
+    beat(f"{socket.gethostname()}:1")
+    call_command("check_dispatcher")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -85,9 +86,11 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # No FCM configured: send to the local fake, so the whole flow works offline.
         with_fake_fcm = "FCM_BASE_URL" not in os.environ
-        # One /metrics for all processes: web, worker and dispatcher share a metrics directory
-        # (gunicorn empties it when it starts).
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.VAR_DIR / "prometheus"))
+        # One /metrics for all processes: each group writes its own metrics directory, and
+        # the web server merges them all (apps/common/metrics.py).
+        metrics_root = Path(
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.VAR_DIR / "prometheus"
+        )
         fake_port = fake_fcm_port() if with_fake_fcm else 0
         if with_fake_fcm:
             env["FCM_BASE_URL"] = f"http://127.0.0.1:{fake_port}"
@@ -103,11 +106,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             services = embedded_services(port, with_fake_fcm=with_fake_fcm, fake_port=fake_port)
+            merged = ",".join(str(metrics_root / service.name) for service in services)
             for service in services:
+                metrics = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_root / service.name),
+                           "METRICS_MERGE_DIRS": merged}  # fmt: skip
+                (metrics_root / service.name).mkdir(parents=True, exist_ok=True)
                 # Own process group: Ctrl-C reaches us once, and we stop the children in order.
                 children[service.name] = subprocess.Popen(  # noqa: S603 (fixed argv)
-                    service.argv, env=env, cwd=settings.BASE_DIR, start_new_session=True,
-                    preexec_fn=_end_with(os.getpid()),
+                    service.argv, env={**env, **metrics}, cwd=settings.BASE_DIR,
+                    start_new_session=True, preexec_fn=_end_with(os.getpid()),
                 )  # fmt: skip
             self.stdout.write(
                 self.style.SUCCESS(

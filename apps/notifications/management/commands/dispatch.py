@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.common.logging import get_logger
+from apps.common.multiproc import start_metrics_dir
 from apps.notifications.dispatcher import run_forever
 
 logger = get_logger("pushpilot.dispatcher")
@@ -25,6 +26,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        start_metrics_dir()
         logger.info("dispatcher_started", interval=settings.DISPATCH_INTERVAL_SECONDS)
         run_forever(stop=lambda: stopping)
         logger.info("dispatcher_stopped")
