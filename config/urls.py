@@ -3,13 +3,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps.common import api as common_api
 from apps.common import ops
 from apps.common.metrics import metrics_view
 from apps.common.views import api_not_found, read_only
+from apps.workspaces import audit_api
 
 router = SimpleRouter(trailing_slash="")
-router.register("audit-logs", common_api.AuditLogViewSet, basename="audit-log")
+router.register("audit-logs", audit_api.AuditLogViewSet, basename="audit-log")
 
 api_v1 = [
     *router.urls,

@@ -21,8 +21,8 @@ from apps.ai.serializers import (
     TemplateWriteSerializer,
 )
 from apps.common.serializers import ErrorSerializer
-from apps.common.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 from apps.common.transactions import OutsideRequestTransaction
+from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 
 PROVIDER_ERROR = OpenApiResponse(
     ErrorSerializer,

@@ -13,8 +13,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Protocol
 
@@ -22,6 +20,7 @@ import openai
 from django.conf import settings
 
 from apps.ai.content import CONTROL, HTML_TAG, Brief
+from apps.common.retry import retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,8 @@ SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 def parse_retry_after(headers) -> float | None:
-    """Seconds to wait from `retry-after-ms` (OpenAI) or `Retry-After` (seconds or an
-    HTTP date), or None when absent or unreadable."""
+    """Seconds to wait from `retry-after-ms` (OpenAI's own) or `Retry-After`, or None when
+    absent or unreadable."""
     if headers is None:
         return None
     value = headers.get("retry-after-ms")
@@ -87,20 +86,7 @@ def parse_retry_after(headers) -> float | None:
             return max(0.0, float(value) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _upstream_code(body) -> str | None:

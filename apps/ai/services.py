@@ -1,13 +1,11 @@
 """AI copy generation and templates: every write and every rule of the `ai` app."""
 
-import random
 import re
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from apps.ai import content
 from apps.ai.content import Brief
@@ -20,8 +18,11 @@ from apps.ai.providers import (
     get_provider,
 )
 from apps.common import audit
+from apps.common.actors import user_or_none
 from apps.common.errors import ApplicationError, Conflict, ValidationFailed
 from apps.common.logging import get_logger
+from apps.common.retry import backoff
+from apps.integrations.firebase import validation as fcm
 
 logger = get_logger("pushpilot.ai")
 
@@ -58,8 +59,7 @@ def _sleep(seconds: float) -> None:
 
 def backoff_delay(attempt: int) -> float:
     """Delay before retry number `attempt` (1-based): base·2^(attempt-1), capped, jittered."""
-    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not cryptography)
+    return backoff(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_MAX_SECONDS, jitter=(0.5, 1.0))
 
 
 # --- generation -------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def generate_notification_content(
     with transaction.atomic():
         generation = AIGeneration.objects.create(
             workspace=workspace,
-            user=user if getattr(user, "is_authenticated", False) else None,
+            user=user_or_none(user),
             prompt=brief.prompt,
             tone=brief.tone,
             language=brief.language or "",
@@ -267,10 +267,6 @@ def offline_notice(generation: AIGeneration) -> str | None:
 # --- templates --------------------------------------------------------------------------------
 TAG = re.compile(r"^[a-z0-9][a-z0-9 _\-]{0,39}$")
 MAX_TAGS = 20
-# FCM rejects these data keys (reserved words and prefixes) and payloads over 4 KB.
-RESERVED_DATA_KEYS = {"from", "notification", "message_type", "collapse_key"}
-RESERVED_DATA_PREFIXES = ("google.", "gcm.")
-MAX_DATA_BYTES = 4000
 
 
 def normalize_tags(tags) -> list[str]:
@@ -295,20 +291,13 @@ def normalize_tags(tags) -> list[str]:
 
 
 def validate_data(data) -> dict[str, str]:
-    """The FCM data payload rules: string keys and values, no reserved keys, ≤ 4 KB."""
+    """A template's data payload obeys FCM's data rules (apps.integrations.firebase)."""
     if data is None:
         return {}
-    if not isinstance(data, dict):
-        raise ValidationFailed.on("data", "Expected an object of string keys and values.")
-    for key, value in data.items():
-        if not isinstance(key, str) or not key or not isinstance(value, str):
-            raise ValidationFailed.on("data", "Keys and values must be non-empty strings.")
-        if key.lower() in RESERVED_DATA_KEYS or key.lower().startswith(RESERVED_DATA_PREFIXES):
-            raise ValidationFailed.on("data", f"'{key}' is reserved by FCM.")
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
-    if size > MAX_DATA_BYTES:
-        raise ValidationFailed.on("data", f"The data payload is over {MAX_DATA_BYTES} bytes.")
-    return dict(data)
+    try:
+        return dict(fcm.validate_data(data))
+    except fcm.MessageInvalid as exc:
+        raise ValidationFailed.on("data", exc.message) from None
 
 
 def _save_unique(template: Template, **save_kwargs) -> None:
@@ -344,7 +333,7 @@ def create_template(
         tags=normalize_tags(tags),
         source=source,
         generation=generation,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_or_none(actor),
     )
     _save_unique(template)
     audit.record(
@@ -390,11 +379,7 @@ def update_template(*, template: Template, actor=None, **changes) -> Template:
 
 @transaction.atomic
 def delete_template(*, template: Template, actor=None) -> None:
-    now = timezone.now()
-    deleted = Template.objects.filter(pk=template.pk, is_deleted=False).update(
-        is_deleted=True, deleted_at=now, updated_at=now
-    )
-    if deleted:
+    if template.mark_deleted():
         audit.record(
             "template.deleted",
             actor=actor,

@@ -41,9 +41,9 @@ from apps.analytics.serializers import (
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import ValidationFailed
 from apps.common.serializers import ErrorSerializer
-from apps.common.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 from apps.common.transactions import OutsideRequestTransaction
 from apps.workspaces.models import Role
+from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 
 
 # --- ingestion --------------------------------------------------------------------------------

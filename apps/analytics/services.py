@@ -17,10 +17,8 @@ statement (apps.analytics.bulk.insert_events_and_count); on SQLite in two.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from apps.campaigns.models import Campaign
 from apps.common import audit
 from apps.common import bulk as common_bulk
 from apps.common.errors import ApplicationError, Conflict, ValidationFailed
+from apps.common.tokens import digest_of, issue_secret
 from apps.notifications.models import Notification
 
 # --- ingest keys ------------------------------------------------------------------------------
@@ -65,13 +64,9 @@ class KeyPrincipal:
     prefix: str
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _new_secret() -> tuple[str, str, str]:
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    return secret, secret[:VISIBLE_CHARS], hash_secret(secret)
+    issued = issue_secret(SECRET_PREFIX)
+    return issued.value, issued.value[:VISIBLE_CHARS], issued.digest
 
 
 def _principal_cache_key(secret_hash: str) -> str:
@@ -145,7 +140,7 @@ def principal_for_secret(secret: str) -> KeyPrincipal | None:
     """The active key this secret belongs to (its workspace not deleted), or None."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
         return None  # not ours: no database round trip
-    digest = hash_secret(secret)
+    digest = digest_of(secret)
     cache_key = _principal_cache_key(digest)
     principal = cache.get(cache_key)
     if principal is not None:

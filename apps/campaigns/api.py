@@ -18,8 +18,8 @@ from apps.campaigns.serializers import (
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
-from apps.common.tenancy import WorkspaceScopedViewSet
 from apps.notifications import selectors as notification_selectors
+from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}

@@ -1,8 +1,13 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
 from apps.common.models import BaseModel, SoftDeleteModel
+from apps.integrations.firebase.validation import MAX_TTL_SECONDS
+
+# The largest value every database stores in an integer column (PostgreSQL's `integer`).
+MAX_INTEGER = 2**31 - 1
 
 
 class CampaignStatus(models.TextChoices):
@@ -17,6 +22,17 @@ class CampaignStatus(models.TextChoices):
 class Priority(models.TextChoices):
     HIGH = "high", "High"
     NORMAL = "normal", "Normal"
+
+
+# The delivery options, named once: services, serializers and the sender read this list.
+DELIVERY_OPTION_FIELDS = (
+    "priority",
+    "ttl_seconds",
+    "collapse_key",
+    "android_channel_id",
+    "sound",
+    "badge",
+)
 
 
 class Campaign(SoftDeleteModel):
@@ -37,13 +53,18 @@ class Campaign(SoftDeleteModel):
     topic = models.CharField(max_length=900, blank=True, default="")
     condition = models.CharField(max_length=1000, blank=True, default="")
 
-    # Delivery options (FCM v1 platform fields a sender expects to control).
+    # Delivery options (FCM v1 platform fields a sender expects to control); the types and
+    # limits here are also the API's (CampaignWriteSerializer is built from them).
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.HIGH)
-    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ttl_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_TTL_SECONDS)]
+    )
     collapse_key = models.CharField(max_length=100, blank=True, default="")
     android_channel_id = models.CharField(max_length=100, blank=True, default="")
     sound = models.CharField(max_length=100, blank=True, default="")
-    badge = models.PositiveIntegerField(null=True, blank=True)
+    badge = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_INTEGER)]
+    )
 
     # Schedule. `scheduled_local` is the wall-clock anchor ("2007-03-11T02:30:00") that
     # recurrence expands from; `scheduled_at` is the instant it maps to (for filtering and

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.campaigns import recurrence
-from apps.campaigns.models import Campaign, CampaignContent, Priority
+from apps.campaigns.models import DELIVERY_OPTION_FIELDS, Campaign, CampaignContent
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
 from apps.common.serializers import OptionalURLField, TimeZoneField
@@ -87,12 +87,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "allowed_transitions",
             "target",
             "contents",
-            "priority",
-            "ttl_seconds",
-            "collapse_key",
-            "android_channel_id",
-            "sound",
-            "badge",
+            *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
             "scheduled_at",
             "scheduled_local",
@@ -122,25 +117,12 @@ class CampaignSerializer(serializers.ModelSerializer):
         return allowed_transitions(campaign.status)
 
 
-class CampaignWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+class CampaignWriteSerializer(serializers.ModelSerializer):
+    """Input only (services write the rows): the delivery options take their types and limits
+    from the model's fields."""
+
     target = TargetSerializer(help_text="Exactly one of topic or condition.")
     contents = ContentWriteSerializer(many=True, required=False, max_length=MAX_CONTENTS)
-    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
-    ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    collapse_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    android_channel_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    sound = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    badge = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    catch_up_window_seconds = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        min_value=0,
-        max_value=7 * 24 * 3600,
-        help_text="A run that starts later than this after its time (the service was down) is "
-        "recorded as skipped instead of sent. Null: send however late. Default 3600.",
-    )
     scheduled_at = WallClockDateTimeField(
         required=False,
         allow_null=True,
@@ -161,6 +143,30 @@ class CampaignWriteSerializer(serializers.Serializer):
         required=False,
         max_length=recurrence.MAX_EXCLUSION_DATES,
     )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "description",
+            "target",
+            "contents",
+            *DELIVERY_OPTION_FIELDS,
+            "catch_up_window_seconds",
+            "scheduled_at",
+            "timezone",
+            "rrule",
+            "exclusion_dates",
+        ]
+        extra_kwargs = {
+            "description": {"max_length": 10_000},
+            "catch_up_window_seconds": {
+                "max_value": 7 * 24 * 3600,
+                "help_text": "A run that starts later than this after its time (the service "
+                "was down) is recorded as skipped instead of sent. Null: send however late. "
+                "Default 3600.",
+            },
+        }
 
     def service_kwargs(self) -> dict[str, Any]:
         """validated_data in the services' vocabulary (target split into topic/condition)."""

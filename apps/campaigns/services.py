@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.campaigns import recurrence, selectors
 from apps.campaigns.metrics import campaign_created_total
+from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
 from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
 from apps.campaigns.state_machine import (
     allowed_transitions,
@@ -29,6 +30,7 @@ from apps.campaigns.state_machine import (
     transition_many,
 )
 from apps.common import audit
+from apps.common.actors import user_or_none
 from apps.common.errors import (
     Conflict,
     InvalidTransition,
@@ -47,28 +49,11 @@ logger = get_logger("pushpilot.campaigns")
 
 MAX_CONTENTS = 20
 # Fields that change what is sent or when: editable only while the campaign is a draft.
-LOCKED_FIELDS = frozenset(
-    {
-        "topic",
-        "condition",
-        "contents",
-        "priority",
-        "ttl_seconds",
-        "collapse_key",
-        "android_channel_id",
-        "sound",
-        "badge",
-        "scheduled_at",
-        "timezone",
-        "rrule",
-        "exclusion_dates",
-    }
-)
+SCHEDULE_FIELDS = frozenset({"scheduled_at", "timezone", "rrule", "exclusion_dates"})
+LOCKED_FIELDS = frozenset({"topic", "condition", "contents", *OPTION_FIELDS, *SCHEDULE_FIELDS})
 # Name, description and the catch-up policy (it only governs future runs) change any time.
 FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
 DEFAULT_CATCH_UP_WINDOW_SECONDS = 3600
-OPTION_FIELDS = ("priority", "ttl_seconds", "collapse_key", "android_channel_id", "sound", "badge")
-SCHEDULE_FIELDS = frozenset({"scheduled_at", "timezone", "rrule", "exclusion_dates"})
 NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
 CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
 
@@ -333,7 +318,7 @@ def create_campaign(
     )
     campaign = Campaign.objects.create(
         workspace=workspace,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_or_none(actor),
         name=name,
         description=description or "",
         topic=topic,
@@ -450,8 +435,8 @@ def delete_campaign(*, campaign: Campaign, actor) -> None:
     campaign = _locked(campaign.pk)
     if campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING):
         raise CampaignActive(details={"status": campaign.status})
-    campaign.mark_deleted()
-    audit.record("campaign.deleted", actor=actor, workspace=campaign.workspace, target=campaign)
+    if campaign.mark_deleted():
+        audit.record("campaign.deleted", actor=actor, workspace=campaign.workspace, target=campaign)
 
 
 @transaction.atomic
@@ -461,7 +446,7 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
     source = campaign
     copy = Campaign.objects.create(
         workspace=source.workspace,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_or_none(actor),
         duplicated_from=source,
         name=f"{source.name} (copy)"[:200],
         description=source.description,

@@ -23,6 +23,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
+from django.utils.module_loading import autodiscover_modules
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -54,20 +55,12 @@ UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-# The modules that define metrics: imported before a scrape so that each metric is listed even
-# before it is first used (in multiprocess mode the files are the source; this is for one process).
-METRIC_MODULES = (
-    "apps.analytics.metrics",
-    "apps.campaigns.metrics",
-    "apps.common.cache",
-    "apps.integrations.firebase.client",
-    "apps.notifications.metrics",
-)
-
-
 def _load_metric_modules() -> None:
-    for name in METRIC_MODULES:
-        importlib.import_module(name)
+    """Every app's `metrics` module, imported before a scrape so that each metric is listed
+    even before it is first used (in multiprocess mode the files are the source; this is for
+    one process). Discovered, so the ground floor names no app."""
+    importlib.import_module("apps.common.cache")
+    autodiscover_modules("metrics")
 
 
 def registry() -> CollectorRegistry:

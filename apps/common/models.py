@@ -35,10 +35,18 @@ class SoftDeleteModel(BaseModel):
         # Related-object access and the admin must still reach deleted rows.
         base_manager_name = "all_objects"
 
-    def mark_deleted(self) -> None:
-        self.is_deleted = True
-        self.deleted_at = timezone.now()
-        self.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+    def mark_deleted(self) -> bool:
+        """Soft-delete the row, as a conditional update: True when this call deleted it,
+        False when it already was (of two concurrent deletes, one wins)."""
+        now = timezone.now()
+        deleted = (
+            type(self)
+            .all_objects.filter(pk=self.pk, is_deleted=False)
+            .update(is_deleted=True, deleted_at=now, updated_at=now)
+        )
+        if deleted:
+            self.is_deleted, self.deleted_at, self.updated_at = True, now, now
+        return bool(deleted)
 
 
 class AuditLog(BaseModel):

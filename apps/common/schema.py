@@ -19,11 +19,9 @@ ERROR_DESCRIPTIONS = {
 
 class AutoSchema(SpectacularAutoSchema):
     def _is_workspace_scoped(self) -> bool:
-        from apps.common.tenancy import WorkspaceScopedMixin
-
-        return (
-            isinstance(self.view, WorkspaceScopedMixin) and self.view.workspace_source == "header"
-        )
+        # The tenancy base (apps/workspaces/tenancy.py) names where a view's workspace comes
+        # from; read as an attribute, so the ground floor imports no app.
+        return getattr(self.view, "workspace_source", None) == "header"
 
     def _is_public(self) -> bool:
         return any(p is AllowAny for p in getattr(self.view, "permission_classes", ()))

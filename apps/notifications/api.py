@@ -2,10 +2,10 @@ from rest_framework import mixins
 
 from apps.campaigns.models import Campaign
 from apps.common.errors import NotFound
-from apps.common.tenancy import WorkspaceScopedViewSet
 from apps.notifications.filters import NotificationFilter
 from apps.notifications.models import Notification
 from apps.notifications.serializers import NotificationSerializer
+from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):

@@ -39,6 +39,7 @@ from django.utils import timezone
 from apps.campaigns import services as campaigns
 from apps.common import bulk
 from apps.common.logging import get_logger
+from apps.common.retry import backoff
 from apps.notifications import planning
 from apps.notifications.metrics import (
     dispatch_backlog,
@@ -296,7 +297,7 @@ def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
             failures = 0
         except Exception as exc:  # whatever it is: logged, counted, retried
             failures += 1
-            pause = min(BACKOFF_MAX_SECONDS, 0.25 * 2 ** (failures - 1))
+            pause = backoff(failures, base=0.25, cap=BACKOFF_MAX_SECONDS)
             scheduler_errors_total.labels(type(exc).__name__).inc()
             logger.warning("dispatch_round_failed", error=type(exc).__name__, detail=str(exc)[:300],
                            retry_in=pause)  # fmt: skip

@@ -4,7 +4,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 from apps.workspaces import selectors, services
 from apps.workspaces.models import Invitation, MemberStatus, Role, Workspace, WorkspaceMember
 from apps.workspaces.serializers import (
@@ -16,6 +15,7 @@ from apps.workspaces.serializers import (
     WorkspaceSerializer,
     WorkspaceWriteSerializer,
 )
+from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 
 
 class WorkspaceListView(APIView):

@@ -1,7 +1,5 @@
 """Every write to workspaces, memberships and invitations, with its business rules."""
 
-import hashlib
-import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +11,7 @@ from apps.accounts.models import normalize_email
 from apps.common import audit
 from apps.common.errors import Conflict, NotFound, PermissionDenied
 from apps.common.logging import get_logger
+from apps.common.tokens import digest_of, issue_secret
 from apps.workspaces.models import (
     Invitation,
     InvitationStatus,
@@ -73,10 +72,7 @@ def update_workspace(*, workspace: Workspace, actor, **changes) -> Workspace:
 
 @transaction.atomic
 def delete_workspace(*, workspace: Workspace, actor) -> None:
-    updated = Workspace.objects.filter(pk=workspace.pk, is_deleted=False).update(
-        is_deleted=True, deleted_at=timezone.now(), updated_at=timezone.now()
-    )
-    if updated:
+    if workspace.mark_deleted():
         audit.record("workspace.deleted", actor=actor, workspace=workspace, target=workspace)
 
 
@@ -146,10 +142,6 @@ def remove_member(*, actor_membership: WorkspaceMember, member: WorkspaceMember)
 
 
 # --- invitations ------------------------------------------------------------------------------
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @transaction.atomic
 def invite(*, actor_membership: WorkspaceMember, email: str, role: str) -> tuple[Invitation, str]:
     """Create an invitation and return it with the raw token (shown once, never stored)."""
@@ -161,12 +153,13 @@ def invite(*, actor_membership: WorkspaceMember, email: str, role: str) -> tuple
         workspace=workspace, user__email=email, status=MemberStatus.ACTIVE
     ).exists():
         raise AlreadyMember()
-    token = secrets.token_urlsafe(32)
+    issued = issue_secret()
+    token = issued.value
     invitation = Invitation.objects.create(
         workspace=workspace,
         email=email,
         role=role,
-        token_hash=hash_token(token),
+        token_hash=issued.digest,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
         invited_by=actor_membership.user,
     )
@@ -212,7 +205,7 @@ def send_invitation_email(*, invitation_id: str, token: str) -> None:
 def accept_invitation(*, token: str, user) -> WorkspaceMember:
     invitation = (
         Invitation.objects.select_related("workspace")
-        .filter(token_hash=hash_token(token), workspace__is_deleted=False)
+        .filter(token_hash=digest_of(token), workspace__is_deleted=False)
         .first()
     )
     if invitation is None:

@@ -93,6 +93,33 @@ def test_bad_templates_are_a_400(api, changes, field):
     assert not Template.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("screen", True),
+        ("collapse_key", True),  # reserved in FCM's message, not in its data
+        ("notification", True),
+        ("from", False),
+        ("Message_Type", False),
+        ("googleapp", False),  # FCM reserves the prefix "google", dot or not
+        ("gcm.n.e", False),
+    ],
+)
+def test_template_data_keys_follow_fcms_rules_as_campaigns_do(api, key, accepted):
+    """One rule for data keys: a template's data is a campaign content's data."""
+    response = api.post(TEMPLATES, {**SALE, "data": {key: "1"}})
+    assert response.status_code == (201 if accepted else 400), response.json()
+    campaign = api.post(
+        "/api/v1/campaigns",
+        {
+            "name": "c",
+            "target": {"topic": "news"},
+            "contents": [{"title": "t", "data": {key: "1"}}],
+        },
+    )
+    assert campaign.status_code == (201 if accepted else 400), campaign.json()
+
+
 def test_search_and_filters(api, workspace, owner):
     services.seed_example_templates(workspace, actor=owner)
     api.post(TEMPLATES, SALE)

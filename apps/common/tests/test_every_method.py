@@ -5,7 +5,7 @@ is not what the route expects."""
 import pytest
 from django.urls import get_resolver
 
-from apps.common.tests.test_tenancy import fill_template, object_id_in, walk
+from apps.workspaces.tests.test_tenancy import fill_template, object_id_in, walk
 
 METHODS = ("get", "post", "put", "patch", "delete", "options", "head")
 BODIES = ({}, {"unexpected": ["x"] * 3, "id": "not-a-uuid"})

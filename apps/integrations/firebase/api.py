@@ -3,7 +3,6 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from apps.common.errors import NotFound, ValidationFailed
-from apps.common.tenancy import WorkspaceScopedAPIView
 from apps.common.transactions import OutsideRequestTransaction
 from apps.integrations.firebase import services
 from apps.integrations.firebase.errors import LegacyServerKeyUnsupported
@@ -16,6 +15,7 @@ from apps.integrations.firebase.serializers import (
 )
 from apps.integrations.firebase.validation import MessageInvalid
 from apps.workspaces.models import Role
+from apps.workspaces.tenancy import WorkspaceScopedAPIView
 
 
 class FirebaseConfigView(OutsideRequestTransaction, WorkspaceScopedAPIView):

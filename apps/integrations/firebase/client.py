@@ -18,11 +18,9 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import email.utils
 import hashlib
 import json
 import os
-import random
 import ssl
 import threading
 import time
@@ -36,8 +34,9 @@ from django.conf import settings
 from google.auth import exceptions as google_exceptions
 from google.auth.transport.urllib3 import Request as GoogleRequest
 from google.oauth2 import service_account
-from prometheus_client import Counter, Gauge, Histogram
 
+from apps.common.retry import backoff, retry_after_seconds
+from apps.integrations.firebase.metrics import fcm_in_flight, fcm_latency, fcm_requests
 from apps.integrations.firebase.validation import validate_message
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -57,16 +56,6 @@ STATUS_TO_CODE = {
 }
 HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                 404: "UNREGISTERED", 429: "QUOTA_EXCEEDED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
-
-fcm_requests = Counter(
-    "fcm_requests_total", "Requests to FCM messages:send by outcome.", ["outcome"]
-)
-fcm_latency = Histogram(
-    "fcm_request_duration_seconds",
-    "Latency of FCM messages:send requests.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-fcm_in_flight = Gauge("fcm_sends_in_flight", "FCM requests under way.", multiprocess_mode="livesum")
 
 
 @dataclass
@@ -143,21 +132,7 @@ def fcm_error(code: str, message: str, **fields) -> FcmError:
 
 def backoff_seconds(attempt: int) -> float:
     """Google's advice for UNAVAILABLE/INTERNAL: 1, 2, 4, 8 ... seconds, with jitter."""
-    base = min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempt - 1))
-    return round(base * random.uniform(1.0, 1.5), 3)  # noqa: S311 (jitter, not crypto)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return round(backoff(attempt, base=1.0, cap=MAX_BACKOFF_SECONDS, jitter=(1.0, 1.5)), 3)
 
 
 # --- access tokens ------------------------------------------------------------------------------
@@ -492,7 +467,7 @@ def _error_from(status: int, headers: Mapping, payload, code: str, attempt: int)
     retryable = code in RETRYABLE_CODES
     retry_after = None
     if retryable:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        retry_after = retry_after_seconds(headers.get("Retry-After"))
         if retry_after is None:
             retry_after = (
                 QUOTA_BACKOFF_SECONDS if code == "QUOTA_EXCEEDED" else backoff_seconds(attempt)

@@ -173,6 +173,12 @@ def validate_data(data: dict) -> dict[str, str]:
             )
         if not isinstance(value, str):
             raise MessageInvalid("data", f"The value of '{key}' must be a string.")
+    # The whole message must fit in MESSAGE_MAX_BYTES; data alone that does not never will.
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in data.items())
+    if size > MESSAGE_MAX_BYTES:
+        raise MessageInvalid(
+            "data", f"The data payload is {size} bytes; a message is at most {MESSAGE_MAX_BYTES}."
+        )
     return data
 
 

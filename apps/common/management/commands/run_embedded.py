@@ -24,6 +24,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.common.stopping import catch_stop_signals
+
 
 @dataclass(frozen=True)
 class Service:
@@ -96,14 +98,7 @@ class Command(BaseCommand):
             env["FCM_BASE_URL"] = f"http://127.0.0.1:{fake_port}"
             (settings.VAR_DIR / "fake-fcm.url").write_text(env["FCM_BASE_URL"])
         children: dict[str, subprocess.Popen] = {}
-        stopping = False
-
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        stopping = catch_stop_signals()
         try:
             services = embedded_services(port, with_fake_fcm=with_fake_fcm, fake_port=fake_port)
             merged = ",".join(str(metrics_root / service.name) for service in services)
@@ -132,7 +127,7 @@ class Command(BaseCommand):
                 )
             )
             exited = None
-            while not stopping and exited is None:
+            while not stopping() and exited is None:
                 time.sleep(0.5)
                 exited = next((n for n, p in children.items() if p.poll() is not None), None)
             if exited is not None:
@@ -149,7 +144,7 @@ class Command(BaseCommand):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
-        if exited is not None and not stopping:
+        if exited is not None and not stopping():
             sys.exit(1)
 
 

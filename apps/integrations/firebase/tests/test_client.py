@@ -1,8 +1,6 @@
 """The FCM client against the fake FCM over real HTTP."""
 
 import datetime as dt
-import email.utils
-import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,7 +10,6 @@ from apps.integrations.firebase.client import (
     FcmClient,
     FcmError,
     access_tokens,
-    parse_retry_after,
     reset_http_client,
 )
 from apps.integrations.firebase.fake import make_demo_service_account
@@ -168,14 +165,6 @@ def test_an_unreachable_fcm_is_a_retryable_connection_error(fake_fcm, demo_accou
         client.send(hello())
     assert info.value.error_code == "CONNECTION_ERROR" and info.value.retryable
     assert info.value.retry_after is not None
-
-
-def test_retry_after_may_be_an_http_date():
-    assert parse_retry_after("120") == 120
-    in_90_s = email.utils.formatdate(time.time() + 90, usegmt=True)
-    assert 85 <= parse_retry_after(in_90_s) <= 90
-    assert parse_retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
 def sample(name: str, **labels) -> float:

@@ -1,10 +1,9 @@
-import signal
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.common.logging import get_logger
 from apps.common.multiproc import start_metrics_dir
+from apps.common.stopping import catch_stop_signals
 from apps.notifications.dispatcher import run_forever
 
 logger = get_logger("pushpilot.dispatcher")
@@ -18,15 +17,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        stopping = False
-
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        stopping = catch_stop_signals()
         start_metrics_dir()
         logger.info("dispatcher_started", interval=settings.DISPATCH_INTERVAL_SECONDS)
-        run_forever(stop=lambda: stopping)
+        run_forever(stop=stopping)
         logger.info("dispatcher_stopped")

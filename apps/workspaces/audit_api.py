@@ -3,8 +3,8 @@ from rest_framework import mixins, serializers
 
 from apps.common.filters import AuditLogFilter
 from apps.common.models import AuditLog
-from apps.common.tenancy import WorkspaceScopedViewSet
 from apps.workspaces.models import Role
+from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 
 class AuditLogSerializer(serializers.ModelSerializer):

@@ -9,7 +9,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from apps.common.tenancy import WorkspaceScopedMixin
+from apps.workspaces.tenancy import WorkspaceScopedMixin
 
 # Routes that are not about one workspace, by URL name. Adding one here is a decision that
 # a reviewer must see: each entry says why it is not workspace-scoped.
@@ -75,7 +75,7 @@ def test_every_api_route_is_classified():
 
 
 def test_the_base_cannot_be_bypassed():
-    from apps.common.tenancy import WorkspaceScopedViewSet
+    from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
     for sealed in ("get_queryset", "check_permissions", "initial"):
         with pytest.raises(TypeError, match=sealed):
