@@ -16,23 +16,11 @@ from django.conf import settings
 from google.auth import exceptions as google_exceptions
 from google.auth import jwt as google_jwt
 
-from apps.common.errors import ApplicationError
+from apps.accounts.errors import OAuthProviderNotConfigured, OAuthTokenInvalid
 
 GOOGLE_ISSUERS = {"accounts.google.com", "https://accounts.google.com"}
 CLOCK_SKEW_SECONDS = 10
 MAX_AGE = re.compile(r"max-age=(\d+)")
-
-
-class OAuthTokenInvalid(ApplicationError):
-    status_code = 401
-    code = "AUTHENTICATION_FAILED"
-    message = "The identity token could not be verified."
-
-
-class OAuthProviderNotConfigured(ApplicationError):
-    status_code = 400
-    code = "OAUTH_PROVIDER_NOT_CONFIGURED"
-    message = "Sign-in with this provider is not enabled on this server."
 
 
 @dataclass(frozen=True)

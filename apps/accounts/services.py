@@ -6,20 +6,15 @@ from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from apps.accounts.errors import InvalidRefreshToken
 from apps.accounts.models import SocialIdentity, User, normalize_email
 from apps.accounts.oauth import Identity, OAuthTokenInvalid
 from apps.ai.services import seed_example_templates
 from apps.common import audit
-from apps.common.errors import ApplicationError, ValidationFailed
+from apps.common.errors import ValidationFailed
 from apps.workspaces.services import create_workspace
 
 EMAIL_TAKEN = "An account with this email already exists."
-
-
-class InvalidRefreshToken(ApplicationError):
-    status_code = 401
-    code = "AUTHENTICATION_FAILED"
-    message = "The refresh token is invalid, expired or already used."
 
 
 def default_workspace_name(user: User) -> str:

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from apps.ai import content
 from apps.ai.content import Brief
+from apps.ai.errors import AIProviderError, DuplicateTemplateName
 from apps.ai.models import AIGeneration, GenerationStatus, Template, TemplateSource
 from apps.ai.providers import (
     Completion,
@@ -19,7 +20,7 @@ from apps.ai.providers import (
 )
 from apps.common import audit
 from apps.common.actors import user_or_none
-from apps.common.errors import ApplicationError, Conflict, ValidationFailed
+from apps.common.errors import Conflict, ValidationFailed
 from apps.common.logging import get_logger
 from apps.common.retry import backoff
 from apps.integrations.firebase import validation as fcm
@@ -41,16 +42,6 @@ OFFLINE_NOTICE = (
     "Generated offline: PushPilot wrote these from your prompt without an AI model "
     "(English openers and closings). Set AI_API_KEY to use an AI provider."
 )
-
-
-class AIProviderError(ApplicationError):
-    status_code = 502
-    code = "AI_PROVIDER_ERROR"
-    message = "The AI provider could not produce usable content."
-
-
-class DuplicateTemplateName(Conflict):
-    message = "A template with this name already exists in the workspace."
 
 
 def _sleep(seconds: float) -> None:

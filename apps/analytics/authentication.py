@@ -12,6 +12,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
 from apps.analytics import services
+from apps.common.errors import PayloadTooLarge
 
 KEY_HEADER = "X-PushPilot-Key"
 
@@ -67,7 +68,7 @@ class BoundedJSONParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         request = (parser_context or {}).get("request")
-        too_large = services.PayloadTooLarge(
+        too_large = PayloadTooLarge(
             f"The body is over {limit} bytes; send fewer events per request.",
             details={"max_bytes": limit},
         )

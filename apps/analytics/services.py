@@ -37,7 +37,7 @@ from apps.analytics.models import AnalyticsEvent, IngestKey, Platform
 from apps.campaigns.models import Campaign
 from apps.common import audit
 from apps.common import bulk as common_bulk
-from apps.common.errors import ApplicationError, Conflict, ValidationFailed
+from apps.common.errors import Conflict, ValidationFailed
 from apps.common.tokens import digest_of, issue_secret
 from apps.notifications.models import Notification
 
@@ -183,12 +183,6 @@ EVENT_COLUMNS = (
     "id", "created_at", "updated_at", "workspace", "event_id", "type", "notification_id",
     "campaign_id", "content_id", "occurred_at", "platform", "properties",
 )  # fmt: skip
-
-
-class PayloadTooLarge(ApplicationError):
-    status_code = 413
-    code = "PAYLOAD_TOO_LARGE"
-    message = "The request body is too large."
 
 
 @dataclass

@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.campaigns import recurrence, selectors
+from apps.campaigns.errors import CampaignActive, CampaignLocked, InvalidTransition
 from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
 from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
@@ -31,12 +32,7 @@ from apps.campaigns.state_machine import (
 )
 from apps.common import audit
 from apps.common.actors import user_or_none
-from apps.common.errors import (
-    Conflict,
-    InvalidTransition,
-    NotFound,
-    ValidationFailed,
-)
+from apps.common.errors import NotFound, ValidationFailed
 from apps.common.logging import get_logger
 from apps.integrations.firebase import validation as fcm
 from apps.integrations.firebase.errors import FirebaseNotConnected
@@ -56,19 +52,6 @@ FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
 DEFAULT_CATCH_UP_WINDOW_SECONDS = 3600
 NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
 CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
-
-
-class CampaignLocked(Conflict):
-    code = "CAMPAIGN_LOCKED"
-    message = (
-        "Contents, target, delivery options and schedule can only be changed while the "
-        "campaign is a draft; unschedule it first."
-    )
-
-
-class CampaignActive(Conflict):
-    code = "CAMPAIGN_ACTIVE"
-    message = "A scheduled or running campaign cannot be deleted; cancel it first."
 
 
 # --- validation helpers -----------------------------------------------------------------------

@@ -46,9 +46,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.campaigns.errors import InvalidTransition
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common import audit
-from apps.common.errors import InvalidTransition
 
 S = CampaignStatus
 

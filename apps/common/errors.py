@@ -1,17 +1,17 @@
 """Typed application errors. Each carries a stable `code` that clients may branch on.
 
-Services raise these; the exception handler renders every one as
-{"error": {"code", "message", "details"}} with the class's HTTP status.
+Services raise these; the exception handler (apps/common/exceptions.py) renders every one
+as {"error": {"code", "message", "details"}} with the class's HTTP status. They are plain
+exceptions, not DRF's: services know nothing of HTTP frameworks, and a task or command
+can raise and catch them too. The kinds every app uses live here; an app's own kinds live
+in its `errors.py`. Every code is listed in the README ("Error codes"), held by a test.
 """
 
 from typing import Any
 
-from rest_framework import status
-from rest_framework.exceptions import APIException
 
-
-class ApplicationError(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
+class ApplicationError(Exception):
+    status_code = 400
     code = "BAD_REQUEST"
     message = "The request could not be processed."
 
@@ -20,7 +20,7 @@ class ApplicationError(APIException):
     ) -> None:
         self.message = message or self.message
         self.details = details or {}
-        super().__init__(detail=self.message, code=self.code)
+        super().__init__(self.message)
 
 
 class ValidationFailed(ApplicationError):
@@ -32,43 +32,31 @@ class ValidationFailed(ApplicationError):
         return cls(details={field: [message]})
 
 
-class NotFound(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "NOT_FOUND"
-    message = "Not found."
+class AuthenticationFailed(ApplicationError):
+    status_code = 401
+    code = "AUTHENTICATION_FAILED"
+    message = "The credentials could not be verified."
 
 
 class PermissionDenied(ApplicationError):
-    status_code = status.HTTP_403_FORBIDDEN
+    status_code = 403
     code = "PERMISSION_DENIED"
     message = "You do not have permission to perform this action."
 
 
+class NotFound(ApplicationError):
+    status_code = 404
+    code = "NOT_FOUND"
+    message = "Not found."
+
+
 class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
+    status_code = 409
     code = "CONFLICT"
     message = "The request conflicts with the current state of the resource."
 
 
-class WorkspaceRequired(ApplicationError):
-    code = "WORKSPACE_REQUIRED"
-    message = "This route needs a workspace: send the X-Workspace-ID header."
-
-
-class WorkspaceAccessDenied(ApplicationError):
-    status_code = status.HTTP_403_FORBIDDEN
-    code = "WORKSPACE_ACCESS_DENIED"
-    # Deliberately the same for "no such workspace" and "not a member": no existence oracle.
-    message = "The workspace does not exist or you are not an active member of it."
-
-
-class InvalidTransition(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "INVALID_TRANSITION"
-    message = "This state change is not allowed."
-
-    def __init__(self, current: str, target: str, allowed: list[str]) -> None:
-        super().__init__(
-            f"Cannot go from '{current}' to '{target}'.",
-            details={"from": current, "to": target, "allowed": sorted(allowed)},
-        )
+class PayloadTooLarge(ApplicationError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "The request body is too large."

@@ -74,7 +74,8 @@ def _code_for(exc: drf.APIException) -> str:
     for klass, code in DRF_CODES:
         if isinstance(exc, klass):
             return code
-    return "ERROR"
+    # Another library's APIException: the generic code of its status class.
+    return "SERVER_ERROR" if exc.status_code >= 500 else "BAD_REQUEST"
 
 
 def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -112,7 +113,7 @@ def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return Response(error_body("SERVER_ERROR", "Internal server error."), status=500)
 
 
-def _headers(exc: drf.APIException) -> dict[str, str]:
+def _headers(exc: Exception) -> dict[str, str]:
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header

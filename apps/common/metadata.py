@@ -12,6 +12,8 @@ from rest_framework import exceptions
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import clone_request
 
+from apps.common.errors import ApplicationError
+
 
 class Metadata(SimpleMetadata):
     def determine_actions(self, request, view):
@@ -22,7 +24,7 @@ class Metadata(SimpleMetadata):
                 view.check_permissions(view.request)
                 if method == "PUT" and _has_objects(view):
                     view.check_object_permissions(view.request, view.get_object())
-            except (exceptions.APIException, PermissionDenied, Http404):
+            except (exceptions.APIException, ApplicationError, PermissionDenied, Http404):
                 continue
             else:
                 actions[method] = self.get_serializer_info(view.get_serializer())

@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from apps.accounts.models import normalize_email
 from apps.common import audit
-from apps.common.errors import Conflict, NotFound, PermissionDenied
+from apps.common.errors import NotFound, PermissionDenied
 from apps.common.logging import get_logger
 from apps.common.tokens import digest_of, issue_secret
+from apps.workspaces.errors import AlreadyMember, InvitationExpired, InvitationUsed, LastOwner
 from apps.workspaces.models import (
     Invitation,
     InvitationStatus,
@@ -22,26 +23,6 @@ from apps.workspaces.models import (
 )
 
 logger = get_logger("pushpilot.workspaces")
-
-
-class LastOwner(Conflict):
-    code = "LAST_OWNER"
-    message = "A workspace must keep at least one owner."
-
-
-class InvitationExpired(Conflict):
-    code = "INVITATION_EXPIRED"
-    message = "This invitation has expired; ask for a new one."
-
-
-class InvitationUsed(Conflict):
-    code = "INVITATION_ALREADY_USED"
-    message = "This invitation has already been used or revoked."
-
-
-class AlreadyMember(Conflict):
-    code = "ALREADY_MEMBER"
-    message = "This person is already a member of the workspace."
 
 
 # --- workspaces -------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import structlog
 from rest_framework import generics, viewsets
 from rest_framework.permissions import SAFE_METHODS
 
-from apps.common.errors import NotFound, PermissionDenied, WorkspaceAccessDenied, WorkspaceRequired
+from apps.common.errors import NotFound, PermissionDenied
+from apps.workspaces.errors import WorkspaceAccessDenied, WorkspaceRequired
 from apps.workspaces.models import Role, role_at_least
 from apps.workspaces.selectors import active_membership
 

@@ -17,6 +17,7 @@ from apps.analytics import services
 from apps.analytics.authentication import BoundedJSONParser
 from apps.analytics.models import NIL_UUID, AnalyticsEvent, EventRollup, IngestKey
 from apps.analytics.tests.factories import event, record_outcome
+from apps.common.errors import PayloadTooLarge
 
 URL = "/api/v1/events"
 
@@ -170,7 +171,7 @@ def test_a_body_without_a_length_is_read_only_up_to_the_limit(settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     parser = BoundedJSONParser()
     assert parser.parse(io.BytesIO(b'{"events": []}'), parser_context={}) == {"events": []}
-    with pytest.raises(services.PayloadTooLarge):
+    with pytest.raises(PayloadTooLarge):
         parser.parse(io.BytesIO(b"[" + b"1," * 100 + b"1]"), parser_context={})
 
 

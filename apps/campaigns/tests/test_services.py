@@ -5,9 +5,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.campaigns import services
+from apps.campaigns.errors import CampaignActive, CampaignLocked, InvalidTransition
 from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import Campaign, CampaignStatus
-from apps.common.errors import InvalidTransition, ValidationFailed
+from apps.common.errors import ValidationFailed
 from apps.common.models import AuditLog
 from apps.notifications import planning
 from apps.notifications.models import Delivery, DeliveryStatus
@@ -146,7 +147,7 @@ def test_locked_fields_need_a_draft_but_the_name_does_not(
 ):
     campaign = make_campaign(scheduled_at=tomorrow)
     services.schedule_campaign(campaign=campaign, actor=owner)
-    with pytest.raises(services.CampaignLocked) as excinfo:
+    with pytest.raises(CampaignLocked) as excinfo:
         services.update_campaign(campaign=campaign, actor=owner, contents=[{"title": "new"}])
     assert excinfo.value.status_code == 409
     renamed = services.update_campaign(campaign=campaign, actor=owner, name="Renamed")
@@ -252,7 +253,7 @@ def test_cancel_rolls_back_with_the_transition(connected, make_campaign, owner, 
 def test_delete_refuses_an_active_campaign(connected, make_campaign, owner, tomorrow):
     campaign = make_campaign(scheduled_at=tomorrow)
     services.schedule_campaign(campaign=campaign, actor=owner)
-    with pytest.raises(services.CampaignActive):
+    with pytest.raises(CampaignActive):
         services.delete_campaign(campaign=campaign, actor=owner)
     services.cancel_campaign(campaign=campaign, actor=owner)
     services.delete_campaign(campaign=campaign, actor=owner)

@@ -1,5 +1,6 @@
 import pytest
 
+from apps.campaigns.errors import InvalidTransition
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.state_machine import (
     TERMINAL_STATES,
@@ -7,7 +8,6 @@ from apps.campaigns.state_machine import (
     allowed_transitions,
     transition,
 )
-from apps.common.errors import InvalidTransition
 from apps.common.models import AuditLog
 
 S = CampaignStatus

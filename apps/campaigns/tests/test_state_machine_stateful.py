@@ -19,9 +19,10 @@ from hypothesis.stateful import (
 )
 
 from apps.campaigns import services
+from apps.campaigns.errors import CampaignLocked, InvalidTransition
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.state_machine import VALID_TRANSITIONS
-from apps.common.errors import ApplicationError, InvalidTransition, ValidationFailed
+from apps.common.errors import ApplicationError, ValidationFailed
 from apps.common.models import AuditLog
 from apps.notifications import planning
 from apps.notifications.models import WAITING_STATUSES, Delivery, DeliveryStatus
@@ -47,7 +48,7 @@ class CampaignLifecycle(RuleBasedStateMachine):
         before = self._status(campaign)
         try:
             operation()
-        except (InvalidTransition, services.CampaignLocked, ValidationFailed) as exc:
+        except (InvalidTransition, CampaignLocked, ValidationFailed) as exc:
             assert not allowed, f"refused although allowed: {exc.details}"
         else:
             assert allowed, f"{operation} succeeded from {before}"
