@@ -51,7 +51,7 @@ SELECT type, count(*) FROM new GROUP BY type
 
 
 def insert_events_and_count(workspace_id, events, now) -> Counter[str]:
-    """(PostgreSQL) Store the new `events` (services._Event) and add them to their hourly
+    """(PostgreSQL) Store the new `events` (services.ingest._Event) and add them to their hourly
     rollups, in one statement; returns the number of new events of each type."""
     from apps.analytics.models import NIL_UUID
 

@@ -38,7 +38,7 @@ class IngestKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text='Which app uses it, e.g. "iOS app".')
 
 
-# --- events (documentation of the batch; see services._validate) ------------------------------
+# --- events (documentation of the batch; see services.ingest._validate) ------------------------------
 class EventSerializer(serializers.Serializer):
     id = serializers.CharField(
         max_length=64,

@@ -36,3 +36,12 @@ def schedule_of(campaign: Campaign) -> recurrence.Schedule | None:
         rrule=campaign.rrule or None,
         exclusion_dates=campaign.exclusion_dates or (),
     )
+
+
+def lock_campaign(campaign_id) -> Campaign:
+    """The campaign row, locked for the rest of the transaction (PostgreSQL row lock; on
+    SQLite the IMMEDIATE transaction already serialises writers)."""
+    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if campaign is None:  # deleted by a concurrent request
+        raise NotFound("Campaign not found.")
+    return campaign

@@ -3,8 +3,8 @@ that point the `openai` provider at it (or select the offline provider)."""
 
 import pytest
 
-from apps.ai import services
 from apps.ai.fake import FakeAIControl, FakeAIServer
+from apps.ai.services import generation
 
 FAKE_API_KEY = "sk-fake-0123456789abcdefSECRET"
 FAKE_MODEL = "fake-gpt"
@@ -19,8 +19,8 @@ def fake_ai_server():
 @pytest.fixture
 def fast_backoff(monkeypatch):
     # Backoff between retries shrinks to milliseconds; a server's Retry-After still rules.
-    monkeypatch.setattr(services, "BACKOFF_BASE_SECONDS", 0.01)
-    monkeypatch.setattr(services, "BACKOFF_MAX_SECONDS", 0.05)
+    monkeypatch.setattr(generation, "BACKOFF_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(generation, "BACKOFF_MAX_SECONDS", 0.05)
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from apps.ai import services
+from apps.ai.errors import AIProviderError
 from apps.ai.models import AIGeneration, GenerationStatus
-from apps.ai.services import AIProviderError, generate_notification_content
+from apps.ai.providers import get_provider
+from apps.ai.services import generate_notification_content
+from apps.ai.services import generation as generation_service
 from apps.ai.tests.conftest import FAKE_API_KEY, FAKE_MODEL
 from apps.common.models import AuditLog
 
@@ -151,7 +153,7 @@ def test_retry_after_seconds_is_honoured(fake_ai, workspace):
 
 def test_retry_after_ms_is_honoured(fake_ai, workspace, monkeypatch):
     waits = []
-    monkeypatch.setattr(services, "_sleep", lambda seconds: waits.append(seconds))
+    monkeypatch.setattr(generation_service, "_sleep", lambda seconds: waits.append(seconds))
     fake_ai.inject({"kind": "status", "status": 503, "retry_after_ms": 300})
     generate(workspace)
 
@@ -228,7 +230,7 @@ def test_a_wrong_key_never_leaks(fake_ai, workspace, settings, caplog):
     for text in (rendered, stored, caplog.text):
         assert "WRONG-key" not in text
         assert FAKE_API_KEY not in text
-    assert "WRONG-key" not in repr(services.get_provider())
+    assert "WRONG-key" not in repr(get_provider())
 
 
 # --- the repair attempt -----------------------------------------------------------------------
@@ -294,15 +296,15 @@ def test_the_repair_call_is_retried_too(fake_ai, workspace):
 
 # --- backoff ----------------------------------------------------------------------------------
 def test_backoff_grows_and_is_capped(monkeypatch):
-    monkeypatch.setattr(services, "BACKOFF_BASE_SECONDS", 1.0)
-    monkeypatch.setattr(services, "BACKOFF_MAX_SECONDS", 4.0)
-    assert 0.5 <= services.backoff_delay(1) <= 1.0
-    assert 1.0 <= services.backoff_delay(2) <= 2.0
-    assert 2.0 <= services.backoff_delay(6) <= 4.0
+    monkeypatch.setattr(generation_service, "BACKOFF_BASE_SECONDS", 1.0)
+    monkeypatch.setattr(generation_service, "BACKOFF_MAX_SECONDS", 4.0)
+    assert 0.5 <= generation_service.backoff_delay(1) <= 1.0
+    assert 1.0 <= generation_service.backoff_delay(2) <= 2.0
+    assert 2.0 <= generation_service.backoff_delay(6) <= 4.0
 
 
 def test_no_retry_starts_after_the_deadline(fake_ai, workspace, monkeypatch):
-    monkeypatch.setattr(services, "DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr(generation_service, "DEADLINE_SECONDS", 0.3)
     fake_ai.inject({"kind": "timeout", "seconds": 1.0, "times": 3})
     started = time.monotonic()
     error, generation = fail(workspace)

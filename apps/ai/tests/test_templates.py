@@ -4,6 +4,7 @@ import pytest
 
 from apps.ai import content, services
 from apps.ai.models import Template, TemplateSource
+from apps.ai.services import templates
 from apps.common.models import AuditLog
 
 TEMPLATES = "/api/v1/templates"
@@ -135,7 +136,7 @@ def test_search_and_filters(api, workspace, owner):
     assert names(tag="sale") == ["Flash sale", "Spring promo"]
     assert names(tag="sal") == []  # whole tags only
     assert names(source="manual") == ["Spring promo"]
-    assert len(names(source="example")) == len(services.EXAMPLE_TEMPLATES)
+    assert len(names(source="example")) == len(templates.EXAMPLE_TEMPLATES)
     by_name = names(ordering="name")
     assert by_name[0] == "Abandoned cart reminder"
     assert names(ordering="-name") == by_name[::-1]
@@ -173,7 +174,7 @@ def test_another_workspace_cannot_see_or_touch_them(api, client_for, make_user, 
 def test_seed_example_templates(workspace, owner):
     created = services.seed_example_templates(workspace, actor=owner)
 
-    assert len(created) == len(services.EXAMPLE_TEMPLATES) >= 3
+    assert len(created) == len(templates.EXAMPLE_TEMPLATES) >= 3
     assert {t.source for t in created} == {TemplateSource.EXAMPLE}
     assert AuditLog.objects.filter(action="template.created", workspace=workspace).count() == len(
         created
@@ -194,7 +195,7 @@ def test_seeding_is_idempotent_and_keeps_edits(workspace):
     services.update_template(template=edited, title="Our own flash sale")
 
     assert services.seed_example_templates(workspace) == []
-    assert Template.objects.filter(workspace=workspace).count() == len(services.EXAMPLE_TEMPLATES)
+    assert Template.objects.filter(workspace=workspace).count() == len(templates.EXAMPLE_TEMPLATES)
     assert Template.objects.get(pk=edited.pk).title == "Our own flash sale"
 
 

@@ -10,6 +10,7 @@ from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import ValidationFailed
 from apps.common.models import AuditLog
+from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.notifications import planning
 from apps.notifications.models import Delivery, DeliveryStatus
 
@@ -159,7 +160,7 @@ def test_locked_fields_need_a_draft_but_the_name_does_not(
 # --- schedule / unschedule / cancel -----------------------------------------------------------
 def test_schedule_needs_firebase(make_campaign, owner, tomorrow):
     campaign = make_campaign(scheduled_at=tomorrow)
-    with pytest.raises(services.FirebaseNotConnected) as excinfo:
+    with pytest.raises(FirebaseNotConnected) as excinfo:
         services.schedule_campaign(campaign=campaign, actor=owner)
     assert excinfo.value.status_code == 409 and excinfo.value.code == "FIREBASE_NOT_CONNECTED"
 

@@ -1,0 +1,43 @@
+"""Every write to campaigns and their contents, with the rules. Inputs arrive type-checked
+(serializers); the business rules live here, one module per concern:
+
+* `messages`: what is sent — target, delivery options and contents as FCM messages, with
+  FCM's own rules (apps.integrations.firebase, never copied);
+* `scheduling`: when — the schedule (apps.campaigns.recurrence) and the moves between draft,
+  scheduled and cancelled, with the plan of deliveries (apps.notifications.planning);
+* `editing`: create, update, duplicate, delete, and what may change in which state;
+* `sending`: what the sending engine asks of campaigns.
+
+Status changes go through apps.campaigns.state_machine only. Other apps and the API call
+the names below.
+"""
+
+from apps.campaigns.services.editing import (
+    create_campaign,
+    delete_campaign,
+    duplicate_campaign,
+    update_campaign,
+)
+from apps.campaigns.services.messages import MAX_CONTENTS, message_for
+from apps.campaigns.services.scheduling import (
+    cancel_campaign,
+    schedule_campaign,
+    unschedule_campaign,
+)
+from apps.campaigns.services.sending import is_sendable, lock_for_sending, mark_running, settle
+
+__all__ = [
+    "MAX_CONTENTS",
+    "cancel_campaign",
+    "create_campaign",
+    "delete_campaign",
+    "duplicate_campaign",
+    "is_sendable",
+    "lock_for_sending",
+    "mark_running",
+    "message_for",
+    "schedule_campaign",
+    "settle",
+    "unschedule_campaign",
+    "update_campaign",
+]

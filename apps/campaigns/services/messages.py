@@ -1,0 +1,187 @@
+"""What a campaign sends: its target, delivery options and contents made into FCM
+messages, with FCM's rules (apps.integrations.firebase, never copied)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
+from apps.campaigns.models import Campaign, CampaignContent
+from apps.common.errors import ValidationFailed
+from apps.integrations.firebase import validation as fcm
+from apps.integrations.firebase.messages import DeliveryOptions, PushContent, build_message
+
+MAX_CONTENTS = 20
+
+NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
+
+CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
+
+
+def validate_target(topic: str, condition: str) -> tuple[str, str]:
+    topic, condition = (topic or "").strip(), (condition or "").strip()
+    if bool(topic) == bool(condition):
+        raise ValidationFailed.on("target", "Give exactly one of 'topic' or 'condition'.")
+    try:
+        if topic:
+            fcm.validate_topic(topic)
+        else:
+            fcm.validate_condition(condition)
+    except fcm.MessageInvalid as exc:
+        raise ValidationFailed(details={"target": [exc.message]}) from None
+    return topic, condition
+
+
+def validate_options(options: Mapping[str, Any]) -> None:
+    if options.get("ttl_seconds") is not None:
+        try:
+            fcm.validate_ttl(options["ttl_seconds"])
+        except fcm.MessageInvalid as exc:
+            raise ValidationFailed.on("ttl_seconds", exc.message) from None
+
+
+def option_values(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Model values for delivery options: an empty text option is "", never None."""
+    return {
+        name: value if value is not None or name in NULLABLE_OPTIONS else ""
+        for name, value in options.items()
+    }
+
+
+# Where the FCM message builder names a field, which content field that is.
+_MESSAGE_FIELD_TO_CONTENT = {
+    "title": "title",
+    "body": "subtitle",
+    "image": "image_url",
+    "image_url": "image_url",
+    "data": "data",
+    "link": "link",
+    "analytics_label": "analytics_label",
+}
+
+
+def _content_error_field(field: str) -> str:
+    last = (field or "").rsplit(".", 1)[-1]
+    return _MESSAGE_FIELD_TO_CONTENT.get(last, "non_field_errors")
+
+
+def _push_content(content: Mapping[str, Any]) -> PushContent:
+    return PushContent(
+        title=content.get("title") or "",
+        body=content.get("subtitle") or "",
+        image_url=content.get("image_url") or None,
+        data=dict(content.get("data") or {}) or None,
+        link=content.get("link") or None,
+        analytics_label=content.get("analytics_label") or None,
+    )
+
+
+def delivery_options_of(values: Mapping[str, Any]) -> DeliveryOptions:
+    return DeliveryOptions(
+        priority=values.get("priority") or "high",
+        ttl_seconds=values.get("ttl_seconds"),
+        collapse_key=values.get("collapse_key") or None,
+        android_channel_id=values.get("android_channel_id") or None,
+        sound=values.get("sound") or None,
+        badge=values.get("badge"),
+    )
+
+
+# Every message carries these in its data so the app can report events about it (POST
+# /events with notification_id). Validation builds messages with a same-length placeholder,
+# so a campaign that schedules is never refused for size when it is sent.
+NOTIFICATION_ID_KEY = "pushpilot_notification_id"
+
+CAMPAIGN_ID_KEY = "pushpilot_campaign_id"
+
+_PLACEHOLDER_ID = uuid.UUID(int=0)
+
+
+def _build(
+    content: Mapping[str, Any],
+    *,
+    topic: str,
+    condition: str,
+    options: Mapping[str, Any],
+    notification_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+) -> dict:
+    delivery = dataclasses.replace(
+        delivery_options_of(options),
+        extra_data={NOTIFICATION_ID_KEY: str(notification_id), CAMPAIGN_ID_KEY: str(campaign_id)},
+    )
+    return build_message(
+        content=_push_content(content),
+        options=delivery,
+        topic=topic or None,
+        condition=condition or None,
+        collapse_id=str(notification_id),  # a resend shows once on the device
+    )
+
+
+def message_for(
+    campaign: Campaign,
+    content: CampaignContent,
+    *,
+    target: Mapping[str, str],
+    notification_id: uuid.UUID,
+) -> dict:
+    """The FCM message one content of this campaign is sent as, to one delivery's target
+    ({"topic": ...} or {"condition": ...}), validated by the builder."""
+    return _build(
+        content_values(content),
+        topic=target.get("topic", ""),
+        condition=target.get("condition", ""),
+        options={name: getattr(campaign, name) for name in OPTION_FIELDS},
+        notification_id=notification_id,
+        campaign_id=campaign.pk,
+    )
+
+
+def validate_contents(
+    contents: Sequence[Mapping[str, Any]],
+    *,
+    topic: str,
+    condition: str,
+    options: Mapping[str, Any],
+) -> None:
+    """Every content must make a valid FCM message for this target and these options,
+    size included. Errors come back like DRF's nested ones: {"contents": [{}, {field: [..]}]}."""
+    if len(contents) > MAX_CONTENTS:
+        raise ValidationFailed.on("contents", f"At most {MAX_CONTENTS} contents per campaign.")
+    errors: list[dict[str, list[str]]] = []
+    for content in contents:
+        item: dict[str, list[str]] = {}
+        try:
+            if content.get("data"):
+                fcm.validate_data(dict(content["data"]))
+            if content.get("analytics_label"):
+                fcm.validate_analytics_label(content["analytics_label"])
+            _build(
+                content,
+                topic=topic,
+                condition=condition,
+                options=options,
+                notification_id=_PLACEHOLDER_ID,
+                campaign_id=_PLACEHOLDER_ID,
+            )
+        except fcm.MessageInvalid as exc:
+            item.setdefault(_content_error_field(exc.field), []).append(exc.message)
+        errors.append(item)
+    if any(errors):
+        raise ValidationFailed(details={"contents": errors})
+
+
+def content_values(content: CampaignContent) -> dict[str, Any]:
+    return {name: getattr(content, name) for name in CONTENT_FIELDS}
+
+
+def clean_content(values: Mapping[str, Any]) -> dict[str, Any]:
+    cleaned = {name: values.get(name) for name in CONTENT_FIELDS}
+    for name in ("subtitle", "image_url", "link", "analytics_label"):
+        cleaned[name] = cleaned[name] or ""
+    cleaned["data"] = dict(cleaned["data"] or {})
+    return cleaned
