@@ -96,6 +96,7 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
     serializer_class = IngestKeySerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
+    lookup_url_kwarg = "ingest_key_id"
     http_method_names = ["get", "post", "head", "options"]
 
     def refine_queryset(self, queryset):
@@ -120,7 +121,7 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         responses={200: IngestKeyWithSecretSerializer},
     )
     @action(detail=True, methods=["post"])
-    def rotate(self, request, pk=None):
+    def rotate(self, request, ingest_key_id=None):
         issued = services.rotate_ingest_key(key=self.get_object(), actor=request.user)
         return self._issued(issued, status.HTTP_200_OK)
 
@@ -128,7 +129,7 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         summary="Revoke a key for good (immediately)", request=None, responses=IngestKeySerializer
     )
     @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
+    def revoke(self, request, ingest_key_id=None):
         key = services.revoke_ingest_key(key=self.get_object(), actor=request.user)
         return Response(IngestKeySerializer(key).data)
 

@@ -35,6 +35,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
     filterset_class = CampaignFilter
+    # `{campaign_id}` in every path that names a campaign (stats and notifications too).
+    lookup_url_kwarg = "campaign_id"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def refine_queryset(self, queryset):
@@ -67,7 +69,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         request=CampaignWriteSerializer(partial=True),
         responses=CampaignSerializer,
     )
-    def partial_update(self, request, pk=None):
+    def partial_update(self, request, campaign_id=None):
         campaign = self.get_object()
         serializer = CampaignWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -77,7 +79,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(summary="Delete a campaign (not while scheduled or running)")
-    def destroy(self, request, pk=None):
+    def destroy(self, request, campaign_id=None):
         services.delete_campaign(campaign=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -90,7 +92,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         responses=CampaignSerializer,
     )
     @action(detail=True, methods=["post"])
-    def schedule(self, request, pk=None):
+    def schedule(self, request, campaign_id=None):
         campaign = self.get_object()
         serializer = ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -111,7 +113,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         responses=CampaignSerializer,
     )
     @action(detail=True, methods=["post"])
-    def unschedule(self, request, pk=None):
+    def unschedule(self, request, campaign_id=None):
         campaign = services.unschedule_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign)
 
@@ -121,7 +123,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         responses=CampaignSerializer,
     )
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, campaign_id=None):
         campaign = services.cancel_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign)
 
@@ -131,7 +133,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         responses={201: CampaignSerializer},
     )
     @action(detail=True, methods=["post"])
-    def duplicate(self, request, pk=None):
+    def duplicate(self, request, campaign_id=None):
         campaign = services.duplicate_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign, status.HTTP_201_CREATED)
 
@@ -141,7 +143,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         responses=OccurrencesSerializer,
     )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
-    def occurrences(self, request, pk=None):
+    def occurrences(self, request, campaign_id=None):
         campaign = self.get_object()
         query = OccurrencesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -172,7 +174,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         serializer_class=DeliverySerializer,
         filterset_class=None,
     )
-    def jobs(self, request, pk=None):
+    def jobs(self, request, campaign_id=None):
         campaign = self.get_object()
         page = self.paginate_queryset(notification_selectors.deliveries_of(campaign))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)

@@ -14,6 +14,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Work
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+    lookup_url_kwarg = "notification_id"
 
     def refine_queryset(self, queryset):
         return queryset.order_by("-created_at", "position")
