@@ -61,11 +61,18 @@ class EventIngestView(OutsideRequestTransaction, APIView):
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
-        summary="Report app events (ingest key)",
-        description="1 to 1000 events. Each is validated on its own: invalid ones are counted "
-        "in `rejected` and described in `errors`, valid ones are stored; an id already "
-        "received (for this workspace) counts as a duplicate and changes nothing. Bodies over "
-        "1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key (429 THROTTLED).",
+        summary="Report events from an app",
+        description="How apps report what happened to a push: `delivered`, `opened`, "
+        "`clicked`, `dismissed` or `conversion:<name>`, with the `pushpilot_notification_id` "
+        "(or `pushpilot_campaign_id`) from the message's data, feeding the stats. "
+        "Authenticated by an ingest key of the workspace in `X-PushPilot-Key` — no JWT and no "
+        "`X-Workspace-ID` (the key names the workspace).\n\n"
+        "1 to 1000 events per request. Each is validated on its own: invalid ones are "
+        "counted in `rejected` and described in `errors`, valid ones are stored and counted "
+        "at once; an event id already received for this workspace counts as a duplicate and "
+        "changes nothing, so a batch can safely be retried. A missing, unknown or revoked "
+        "key: 401. Bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key, shared by "
+        "every installation of the app (429 THROTTLED).",
         request=EventBatchSerializer,
         responses={
             202: IngestResultSerializer,
@@ -85,8 +92,16 @@ class EventIngestView(OutsideRequestTransaction, APIView):
 
 # --- ingest keys ------------------------------------------------------------------------------
 @extend_schema_view(
-    list=extend_schema(summary="Ingest keys of the workspace (admins)"),
-    retrieve=extend_schema(summary="An ingest key (admins)"),
+    list=extend_schema(
+        summary="List ingest keys",
+        description="The workspace's ingest keys (the credentials apps use for POST /events), "
+        "newest first: name, visible prefix, status (`active` or `revoked`), last use, "
+        "rotation and revocation times — never the secret. Admins and owners.",
+    ),
+    retrieve=extend_schema(
+        summary="Get an ingest key",
+        description="One ingest key of the workspace, without its secret. Admins and owners.",
+    ),
 )
 class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Write-only credentials for apps to report events. Admins only; the secret is returned
@@ -103,7 +118,10 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         return queryset.order_by("-created_at")
 
     @extend_schema(
-        summary="Create an ingest key (the secret is shown once)",
+        summary="Create an ingest key",
+        description="Create a key for one app to report events with. The answer's `secret` "
+        "is shown only this once — PushPilot keeps only its hash — so put it in the app "
+        "now; it goes in the `X-PushPilot-Key` header of POST /events. Admins and owners.",
         request=IngestKeyCreateSerializer,
         responses={201: IngestKeyWithSecretSerializer},
     )
@@ -116,7 +134,11 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         return self._issued(issued, status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Give a key a new secret (shown once); the old one stops working",
+        summary="Rotate an ingest key",
+        description="Give a key a new secret, returned only this once; the old secret stops "
+        "working (at once with a shared cache, within INGEST_KEY_CACHE_SECONDS at most). Ship "
+        "the new secret in the app before rotating if old installations must keep "
+        "reporting. Admins and owners. A revoked key: 409 CONFLICT.",
         request=None,
         responses={200: IngestKeyWithSecretSerializer},
     )
@@ -126,7 +148,12 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         return self._issued(issued, status.HTTP_200_OK)
 
     @extend_schema(
-        summary="Revoke a key for good (immediately)", request=None, responses=IngestKeySerializer
+        summary="Revoke an ingest key",
+        description="Disable a key for good: events sent with it are refused (401) from now "
+        "on. It stays in the list as `revoked`; revoking it again changes nothing. Admins and "
+        "owners.",
+        request=None,
+        responses=IngestKeySerializer,
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request, ingest_key_id=None):
@@ -143,7 +170,17 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
 class CampaignStatsView(WorkspaceScopedAPIView):
     """Counts and rates of one campaign, in total and per content (from hourly rollups)."""
 
-    @extend_schema(summary="A campaign's stats", responses=CampaignStatsSerializer)
+    @extend_schema(
+        summary="Get a campaign's stats",
+        description="How a campaign did, in total and per content: notifications sent and "
+        "failed, and what apps reported (delivered, opened, clicked, dismissed, conversions "
+        "by name), with rates. Rates divide by `delivered` (a topic send is one notification, "
+        "opens come from every device); click-through is clicked / opened; a rate with "
+        "nothing to divide by is null. Exact at the time of `generated_at`, cached for a few "
+        "seconds (ANALYTICS_CACHE_SECONDS). Members and above; another workspace's "
+        "campaign: 404.",
+        responses=CampaignStatsSerializer,
+    )
     def get(self, request, campaign_id):
         stats = selectors.campaign_stats(workspace=self.workspace, campaign_id=campaign_id)
         return Response(CampaignStatsSerializer(stats).data)
@@ -160,7 +197,10 @@ class CampaignStatsCsvView(WorkspaceScopedAPIView):
     """The same figures as /stats, one row per content and a `total` row, for spreadsheets."""
 
     @extend_schema(
-        summary="A campaign's stats as CSV",
+        summary="Download a campaign's stats as CSV",
+        description="The figures of /stats as a CSV file for spreadsheets: one row per "
+        "content, then a `total` row; counts and rates in columns. Members and above; "
+        "another workspace's campaign: 404.",
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, campaign_id):
@@ -193,7 +233,11 @@ def _spreadsheet_safe(text: str) -> str:
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Campaigns with their counts and rates (from rollups)",
+        summary="List campaigns with their stats",
+        description="The dashboard's campaign table: the workspace's campaigns, newest "
+        "first, each with its sent, failed, delivered, opened, clicked, dismissed and "
+        "conversion counts and rates. Filter by `status`. Cached for a few seconds "
+        "(ANALYTICS_CACHE_SECONDS). Members and above.",
         parameters=[OpenApiParameter("status", str, enum=CampaignStatus.values)],
     )
 )
@@ -234,7 +278,12 @@ class OverviewView(WorkspaceScopedAPIView):
     """Totals and a zero-filled series for the workspace, in local-time buckets."""
 
     @extend_schema(
-        summary="Workspace analytics overview",
+        summary="Get the workspace's analytics overview",
+        description="Totals and a zero-filled time series of the workspace's sends and "
+        "events between `from` and `to` (default: the last 24 hours by hour, or the last 7 "
+        "days by day), in buckets of one `interval` (`hour` or `day`) in local time — the "
+        "workspace's time zone or `timezone`; days follow the local calendar across DST "
+        "changes. Cached for a few seconds (ANALYTICS_CACHE_SECONDS). Members and above.",
         parameters=[OverviewQuerySerializer],
         responses=OverviewSerializer,
     )

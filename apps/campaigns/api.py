@@ -26,8 +26,20 @@ NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignSt
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List campaigns"),
-    retrieve=extend_schema(summary="Get a campaign"),
+    list=extend_schema(
+        summary="List campaigns",
+        description="The workspace's campaigns, newest first unless `ordering` says "
+        "otherwise, each with its contents, target, schedule and status. Filter by `status` "
+        "(several allowed), `search` (name or description) and the first run's time "
+        "(`scheduled_from`, `scheduled_to`). Members and above.",
+    ),
+    retrieve=extend_schema(
+        summary="Get a campaign",
+        description="One campaign: target, ordered contents, delivery options, schedule "
+        "(`scheduled_at`, `timezone`, `rrule`, `exclusion_dates`), `next_run_at` / "
+        "`last_run_at`, and its `status` with the `allowed_transitions` from it. Members "
+        "and above.",
+    ),
 )
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Campaigns of the workspace. Members read and write them."""
@@ -47,7 +59,14 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return Response(CampaignSerializer(fresh).data, status=status_code)
 
     @extend_schema(
-        summary="Create a draft campaign",
+        summary="Create a campaign",
+        description="Create a campaign as a draft: a name, a target (exactly one FCM `topic` "
+        "or `condition`), up to 20 ordered contents (title, subtitle sent as the body, "
+        "optional image, data, link and analytics label), delivery options, and optionally "
+        "its schedule (`scheduled_at`, `timezone` — default the workspace's — and an RFC "
+        "5545 `rrule`). Nothing is sent until it is scheduled with /schedule. Each content is "
+        "checked as FCM would check the message: a message FCM would refuse is a 400 "
+        "VALIDATION_ERROR naming the content and field. Members and above.",
         request=CampaignWriteSerializer,
         responses={201: CampaignSerializer},
     )
@@ -63,9 +82,12 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
 
     @extend_schema(
         summary="Change a campaign",
-        description="Name and description change in any state; contents, target, delivery "
-        "options and schedule only while draft (409 CAMPAIGN_LOCKED otherwise). `contents`, "
-        "when given, replaces the list: items with an `id` keep it.",
+        description="Change what is sent; fields not sent are kept. Name, description and "
+        "the catch-up window change in any state; contents, target, delivery options and "
+        "schedule only while the campaign is a draft (409 CAMPAIGN_LOCKED otherwise: "
+        "/unschedule it first). `contents`, when given, replaces the list in that order: "
+        "items with an `id` keep (and update) that content, the others are added. Members "
+        "and above.",
         request=CampaignWriteSerializer(partial=True),
         responses=CampaignSerializer,
     )
@@ -78,16 +100,30 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         )
         return self._campaign_response(campaign)
 
-    @extend_schema(summary="Delete a campaign (not while scheduled or running)")
+    @extend_schema(
+        summary="Delete a campaign",
+        description="Delete a draft, completed, cancelled or failed campaign: it leaves the "
+        "lists and its id answers 404 from then on. A scheduled or running campaign cannot "
+        "be deleted (409 CAMPAIGN_ACTIVE): cancel it first. Members and above.",
+        responses={204: None},
+    )
     def destroy(self, request, campaign_id=None):
         services.delete_campaign(campaign=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Schedule a draft",
-        description="Checks, in order: the state (409 INVALID_TRANSITION), Firebase connected "
-        "(409 FIREBASE_NOT_CONNECTED), at least one content and each content's FCM message, "
-        "then the schedule (400 VALIDATION_ERROR). Creates the first job.",
+        summary="Schedule a campaign",
+        description="Start sending a draft: once at `scheduled_at`, or on a recurring RFC "
+        "5545 `rrule` (HOURLY at most) from `scheduled_at`, in `timezone` — wall-clock time, "
+        "so 09:00 stays 09:00 local across DST changes; `exclusion_dates` skip local days. "
+        'Fields not sent keep the values stored on the campaign; `rrule: ""` makes it a '
+        "one-off. The campaign becomes `scheduled` and its first runs are planned; see them "
+        "with /occurrences and /jobs.\n\n"
+        "Members and above. Checked in this order: the state (not a draft: 409 "
+        "INVALID_TRANSITION), a Firebase project connected (409 FIREBASE_NOT_CONNECTED), at "
+        "least one content and each content's FCM message, then the schedule — a first run "
+        "in the past, an invalid or unbounded rule (SECONDLY, MINUTELY, COUNT over 10,000...) "
+        "or one with no future run is a 400 VALIDATION_ERROR naming the field.",
         request=ScheduleSerializer,
         responses=CampaignSerializer,
     )
@@ -108,7 +144,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Take a scheduled campaign back to draft, to edit it",
+        summary="Unschedule a campaign",
+        description="Take a scheduled campaign back to draft so that its contents, target "
+        "or schedule can be edited; every planned run that has not started is withdrawn. "
+        "Schedule it again when ready. Members and above. Any other state (a draft, a "
+        "campaign running right now, a finished one): 409 INVALID_TRANSITION.",
         request=None,
         responses=CampaignSerializer,
     )
@@ -118,7 +158,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Cancel a draft or scheduled campaign (its pending jobs too)",
+        summary="Cancel a campaign",
+        description="Stop a draft or scheduled campaign for good: every delivery not yet "
+        "sent is cancelled in the same step, and the campaign becomes `cancelled` (final — "
+        "/duplicate it to run it again). Members and above. A running, completed, cancelled "
+        "or failed campaign: 409 INVALID_TRANSITION with the allowed transitions.",
         request=None,
         responses=CampaignSerializer,
     )
@@ -128,7 +172,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Copy a campaign into a new draft",
+        summary="Duplicate a campaign",
+        description='Copy a campaign, in any state, into a new draft named "<name> '
+        '(copy)": same target, contents, delivery options, time zone, rule and exclusion '
+        "dates, but no start time (set it, then schedule) and no run history. The way to run "
+        "a completed, cancelled or failed campaign again. Members and above.",
         request=None,
         responses={201: CampaignSerializer},
     )
@@ -138,7 +186,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign, status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="The next runs, in UTC and local time",
+        summary="Preview a campaign's next runs",
+        description="The next `count` (1 to 100, default 10) run times of the campaign's "
+        "schedule from now, each in UTC and as local time with the zone's offset at that "
+        "instant — to check a rule before or after scheduling it. Empty for a campaign with "
+        "no schedule or one that is completed, cancelled or failed. Members and above.",
         parameters=[OpenApiParameter("count", int, description="How many (1..100, default 10).")],
         responses=OccurrencesSerializer,
     )
@@ -165,7 +217,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return Response(OccurrencesSerializer(body).data)
 
     @extend_schema(
-        summary="The campaign's deliveries (planned, running and done), latest run first",
+        summary="List a campaign's deliveries",
+        description="The campaign's deliveries — one send of one occurrence to its target — "
+        "latest run first: planned (pending, queued), running and done (completed, failed, "
+        "cancelled, skipped), with run and due times, attempts, claim/start/finish times and "
+        "the last error. Paginated. Members and above.",
         responses=DeliverySerializer(many=True),
     )
     @action(

@@ -41,6 +41,11 @@ class AutoSchema(SpectacularAutoSchema):
     def _is_public(self) -> bool:
         return any(p is AllowAny for p in getattr(self.view, "permission_classes", ()))
 
+    def get_description(self):
+        # Docstrings are notes for developers, not documentation for the API's users: an
+        # operation's description is only what its extend_schema(description=...) says.
+        return ""
+
     def get_auth(self):
         auths = super().get_auth()
         if not self._is_workspace_scoped():
