@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -20,6 +20,17 @@ from apps.accounts.serializers import (
     UserSerializer,
 )
 from apps.workspaces.serializers import WorkspaceSerializer
+
+# Request examples (the same account throughout, so they can be tried in order).
+EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
+REFRESH_EXAMPLE = [
+    OpenApiExample(
+        "A refresh token",
+        summary="The refresh token from sign-up, sign-in or the last refresh",
+        value={"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"},
+        request_only=True,
+    )
+]
 
 
 class AnonymousAuthView:
@@ -43,6 +54,13 @@ class RegisterView(AnonymousAuthView, APIView):
         "is a 400 VALIDATION_ERROR naming the field.",
         request=RegisterSerializer,
         responses={201: RegisterResponseSerializer},
+        examples=[
+            OpenApiExample(
+                "Sign up",
+                value={"email": EMAIL, "password": PASSWORD, "name": "Ada Lovelace"},
+                request_only=True,
+            )
+        ],
     )
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
@@ -69,6 +87,11 @@ class TokenView(AnonymousAuthView, jwt_views.TokenObtainPairView):
         "AUTHENTICATION_FAILED. After repeated wrong passwords for one account within a "
         "window, that account's sign-in answers 429 THROTTLED with `Retry-After` — from any "
         "address — until the window has passed; a successful sign-in resets the count.",
+        examples=[
+            OpenApiExample(
+                "Sign in", value={"email": EMAIL, "password": PASSWORD}, request_only=True
+            )
+        ],
     )
     def post(self, request, *args, **kwargs):
         email = request.data.get("email") if isinstance(request.data, dict) else None
@@ -95,6 +118,7 @@ class TokenRefreshView(AnonymousAuthView, jwt_views.TokenRefreshView):
         "invalid or already used refresh token: 401 AUTHENTICATION_FAILED.",
         request=RefreshSerializer,
         responses={200: TokenPairSerializer},
+        examples=REFRESH_EXAMPLE,
     )
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
@@ -110,6 +134,7 @@ class LogoutView(AnonymousAuthView, APIView):
         "AUTHENTICATION_FAILED.",
         request=RefreshSerializer,
         responses={204: None},
+        examples=REFRESH_EXAMPLE,
     )
     def post(self, request):
         serializer = RefreshSerializer(data=request.data)
@@ -161,6 +186,16 @@ class GoogleSignInView(AnonymousAuthView, APIView):
         "OAUTH_PROVIDER_NOT_CONFIGURED.",
         request=GoogleSignInSerializer,
         responses={200: SignInResponseSerializer, 201: SignInResponseSerializer},
+        examples=[
+            OpenApiExample(
+                "Google id token",
+                summary="The id_token Google Sign-In gave the app",
+                value={
+                    "id_token": "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhY2NvdW50cy5nb29nbGUuY29tIn0.c2lnbmF0dXJl"
+                },
+                request_only=True,
+            )
+        ],
     )
     def post(self, request):
         serializer = GoogleSignInSerializer(data=request.data)
@@ -186,6 +221,17 @@ class AppleSignInView(AnonymousAuthView, APIView):
         "OAUTH_PROVIDER_NOT_CONFIGURED.",
         request=AppleSignInSerializer,
         responses={200: SignInResponseSerializer, 201: SignInResponseSerializer},
+        examples=[
+            OpenApiExample(
+                "First sign in",
+                summary="Apple's id_token, and the name Apple gave the app this once",
+                value={
+                    "id_token": "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhcHBsZWlkLmFwcGxlLmNvbSJ9.c2lnbmF0dXJl",
+                    "name": "Ada Lovelace",
+                },
+                request_only=True,
+            )
+        ],
     )
     def post(self, request):
         serializer = AppleSignInSerializer(data=request.data)

@@ -1,4 +1,5 @@
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -61,6 +62,29 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
         "502 AI_PROVIDER_ERROR (details name the reason and the generation id).",
         request=GenerateSerializer,
         responses={200: GenerationResultSerializer, 502: PROVIDER_ERROR},
+        examples=[
+            OpenApiExample(
+                "Three variants",
+                value={
+                    "prompt": "Spring sale: 20% off everything until Sunday",
+                    "tone": "friendly",
+                    "n": 3,
+                    "language": "en",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Short copy",
+                summary="Tighter length limits, for small screens",
+                value={
+                    "prompt": "Your order has shipped and arrives tomorrow",
+                    "tone": "informative",
+                    "max_title": 30,
+                    "max_subtitle": 80,
+                },
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request):
         serializer = GenerateSerializer(data=request.data)
@@ -120,6 +144,13 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
         "used in the workspace: 409 CONFLICT.",
         request=SaveVariantSerializer,
         responses={201: TemplateSerializer},
+        examples=[
+            OpenApiExample(
+                "Keep the second variant",
+                value={"variant_index": 1, "name": "Spring sale (AI)", "tags": ["promotion"]},
+                request_only=True,
+            )
+        ],
     )
     def save_template(self, request, generation_id):
         generation = self.get_object()  # another workspace's generation is a 404
@@ -147,6 +178,20 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
         "Members and above. A name already used: 409 CONFLICT.",
         request=TemplateWriteSerializer,
         responses={201: TemplateSerializer},
+        examples=[
+            OpenApiExample(
+                "A template",
+                value={
+                    "name": "Weekend sale",
+                    "title": "This weekend only: 20% off",
+                    "subtitle": "Our favourites are on sale until Sunday midnight.",
+                    "image_url": "https://cdn.example.com/push/weekend-sale.png",
+                    "data": {"screen": "sale"},
+                    "tags": ["promotion", "sale"],
+                },
+                request_only=True,
+            )
+        ],
     ),
     retrieve=extend_schema(
         summary="Get a template",

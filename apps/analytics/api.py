@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -74,6 +75,32 @@ class EventIngestView(OutsideRequestTransaction, APIView):
         "key: 401. Bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key, shared by "
         "every installation of the app (429 THROTTLED).",
         request=EventBatchSerializer,
+        examples=[
+            OpenApiExample(
+                "Opened then converted",
+                summary="Ids from the push's data: pushpilot_notification_id",
+                value={
+                    "events": [
+                        {
+                            "id": "9b2f6c1e-3a4d-4e5f-8a7b-6c5d4e3f2a10",
+                            "type": "opened",
+                            "notification_id": "5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a21",
+                            "occurred_at": "2026-12-01T09:00:04Z",
+                            "platform": "ios",
+                        },
+                        {
+                            "id": "9b2f6c1e-3a4d-4e5f-8a7b-6c5d4e3f2a11",
+                            "type": "conversion:purchase",
+                            "notification_id": "5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a21",
+                            "occurred_at": "2026-12-01T09:03:40Z",
+                            "platform": "ios",
+                            "properties": {"order_value": 42.5, "currency": "EUR"},
+                        },
+                    ]
+                },
+                request_only=True,
+            )
+        ],
         responses={
             202: IngestResultSerializer,
             413: OpenApiResponse(ErrorSerializer, description="PAYLOAD_TOO_LARGE"),
@@ -123,6 +150,7 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         "is shown only this once — PushPilot keeps only its hash — so put it in the app "
         "now; it goes in the `X-PushPilot-Key` header of POST /events. Admins and owners.",
         request=IngestKeyCreateSerializer,
+        examples=[OpenApiExample("iOS app", value={"name": "iOS app"}, request_only=True)],
         responses={201: IngestKeyWithSecretSerializer},
     )
     def create(self, request):

@@ -1,7 +1,12 @@
 """Campaign endpoints: HTTP in and out only; every rule is in services/selectors."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -20,6 +25,70 @@ from apps.campaigns.serializers import (
 from apps.common.errors import ValidationFailed
 from apps.common.tenancy import WorkspaceScopedViewSet
 from apps.notifications import selectors as notification_selectors
+
+# Request examples. Their times are far ahead so that they can be sent as they are.
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "To a topic",
+        summary="A draft for everyone subscribed to `news`; scheduled later with /schedule",
+        value={
+            "name": "Spring sale",
+            "description": "Announce the spring sale to everyone.",
+            "target": {"topic": "news"},
+            "contents": [
+                {
+                    "title": "Spring is here 🌷",
+                    "subtitle": "Everything is 20% off until Sunday.",
+                    "image_url": "https://cdn.example.com/push/spring.png",
+                    "data": {"screen": "sale"},
+                    "link": "https://example.com/sale",
+                    "analytics_label": "spring_sale",
+                }
+            ],
+            "priority": "high",
+            "ttl_seconds": 86400,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "To a condition on a schedule",
+        summary="Weekly on Mondays at 09:00 Paris time, for 52 weeks (still a draft)",
+        value={
+            "name": "Weekly digest",
+            "target": {"condition": "'digest' in topics && !('muted' in topics)"},
+            "contents": [{"title": "Your week ahead", "subtitle": "Five things worth your time."}],
+            "scheduled_at": "2035-03-05T09:00:00+01:00",
+            "timezone": "Europe/Paris",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=52",
+        },
+        request_only=True,
+    ),
+]
+SCHEDULE_EXAMPLES = [
+    OpenApiExample(
+        "Once",
+        summary="One send at an instant (with an offset)",
+        value={"scheduled_at": "2035-03-05T09:00:00+01:00"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Recurring",
+        summary="Mondays and Wednesdays at 09:00 Paris time, 10 runs, not on 14 March",
+        value={
+            "scheduled_at": "2035-03-05T09:00:00+01:00",
+            "timezone": "Europe/Paris",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10",
+            "exclusion_dates": ["2035-03-14"],
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "As stored",
+        summary="The schedule given when the campaign was created or changed",
+        value={},
+        request_only=True,
+    ),
+]
 
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
@@ -69,6 +138,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "VALIDATION_ERROR naming the content and field. Members and above.",
         request=CampaignWriteSerializer,
         responses={201: CampaignSerializer},
+        examples=CREATE_EXAMPLES,
     )
     def create(self, request):
         serializer = CampaignWriteSerializer(data=request.data)
@@ -90,6 +160,29 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "and above.",
         request=CampaignWriteSerializer(partial=True),
         responses=CampaignSerializer,
+        examples=[
+            OpenApiExample(
+                "Rename",
+                summary="Allowed in any state",
+                value={"name": "Spring sale — last days"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Replace the contents",
+                summary="A draft only: keep the first content (by id), add a second one",
+                value={
+                    "contents": [
+                        {
+                            "id": "7d9f3c2a-4b1e-4f6a-9c8d-2e5b7a1f0c3d",
+                            "title": "Spring is here 🌷",
+                            "subtitle": "Everything is 20% off until Sunday.",
+                        },
+                        {"title": "Last day of the sale", "subtitle": "Ends tonight."},
+                    ]
+                },
+                request_only=True,
+            ),
+        ],
     )
     def partial_update(self, request, campaign_id=None):
         campaign = self.get_object()
@@ -126,6 +219,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "or one with no future run is a 400 VALIDATION_ERROR naming the field.",
         request=ScheduleSerializer,
         responses=CampaignSerializer,
+        examples=SCHEDULE_EXAMPLES,
     )
     @action(detail=True, methods=["post"])
     def schedule(self, request, campaign_id=None):

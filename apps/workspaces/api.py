@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -41,6 +41,13 @@ class WorkspaceListView(APIView):
         "default time zone of its campaigns and analytics. Any signed-in user.",
         request=WorkspaceWriteSerializer,
         responses={201: WorkspaceSerializer},
+        examples=[
+            OpenApiExample(
+                "A workspace",
+                value={"name": "Acme Mobile", "timezone": "Europe/Paris"},
+                request_only=True,
+            )
+        ],
     )
     def post(self, request):
         serializer = WorkspaceWriteSerializer(data=request.data)
@@ -129,6 +136,7 @@ class MemberViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         "keeps at least one.",
         request=MemberUpdateSerializer,
         responses=MemberSerializer,
+        examples=[OpenApiExample("Make an admin", value={"role": "admin"}, request_only=True)],
     )
     def partial_update(self, request, workspace_id, member_id):
         member = self.get_object()  # a foreign id is a 404 before the body is looked at
@@ -180,6 +188,13 @@ class InvitationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         "PERMISSION_DENIED). Someone who is already a member: 409 ALREADY_MEMBER.",
         request=InvitationCreateSerializer,
         responses={201: InvitationCreatedSerializer},
+        examples=[
+            OpenApiExample(
+                "Invite an admin",
+                value={"email": "grace@example.com", "role": "admin"},
+                request_only=True,
+            )
+        ],
     )
     def create(self, request, workspace_id):
         serializer = InvitationCreateSerializer(data=request.data)

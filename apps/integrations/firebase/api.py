@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -16,6 +16,26 @@ from apps.integrations.firebase.serializers import (
 )
 from apps.integrations.firebase.validation import MessageInvalid
 from apps.workspaces.models import Role
+
+CONNECT_EXAMPLE = OpenApiExample(
+    "A service account",
+    summary="The JSON file from the Firebase console (private key shortened here)",
+    value={
+        "project_id": "acme-mobile-prod",
+        "service_account": {
+            "type": "service_account",
+            "project_id": "acme-mobile-prod",
+            "private_key_id": "3f2b8c1d9e4a7b6c5d0e1f2a3b4c5d6e7f8a9b0c",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC...\n"
+            "-----END PRIVATE KEY-----\n",
+            "client_email": "firebase-adminsdk-x1y2z@acme-mobile-prod.iam.gserviceaccount.com",
+            "client_id": "104857600123456789012",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        },
+    },
+    request_only=True,
+)
 
 
 class FirebaseConfigView(OutsideRequestTransaction, WorkspaceScopedAPIView):
@@ -54,6 +74,7 @@ class FirebaseConfigView(OutsideRequestTransaction, WorkspaceScopedAPIView):
         "LEGACY_SERVER_KEY_UNSUPPORTED — Google shut that API down in 2024.",
         request=FirebaseConfigWriteSerializer,
         responses=FirebaseConfigSerializer,
+        examples=[CONNECT_EXAMPLE],
     )
     def put(self, request):
         if isinstance(request.data, dict) and "server_key" in request.data:
@@ -95,6 +116,19 @@ class FirebaseTestView(OutsideRequestTransaction, WorkspaceScopedAPIView):
         "would refuse (topic name, sizes): 400 VALIDATION_ERROR.",
         request=FirebaseTestSerializer,
         responses=FirebaseTestResultSerializer,
+        examples=[
+            OpenApiExample(
+                "Send to the test topic",
+                value={"title": "PushPilot", "body": "Firebase connected!"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Only validate",
+                summary="FCM checks the message and the credentials; nothing is delivered",
+                value={"topic": "news", "validate_only": True},
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request):
         serializer = FirebaseTestSerializer(data=request.data)
