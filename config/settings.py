@@ -221,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.schema.describe_path_parameters",
+    ],
     # Several models have a `status` field; name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "MemberStatusEnum": "apps.workspaces.models.MemberStatus",

@@ -30,6 +30,31 @@ WORKSPACE_SCHEME_DEFINITION = {
 }
 
 
+# Path parameters are named after their resource, the same in every path (a test holds it);
+# each is described once here rather than by whatever its view happens to derive.
+PATH_PARAMETERS = {
+    "workspace_id": "The workspace's id (see GET /workspaces).",
+    "member_id": "A membership's `id` from GET /workspaces/{workspace_id}/members (not the "
+    "user's id).",
+    "campaign_id": "The campaign's id.",
+    "template_id": "The template's id.",
+    "generation_id": "The AI generation's `id` (returned by POST /ai/generate).",
+    "ingest_key_id": "The ingest key's `id` (not its secret).",
+    "notification_id": "The notification's id (`pushpilot_notification_id` in the push's data).",
+    "token": "The invitation token, from the invitation email or the response that created it.",
+}
+
+
+def describe_path_parameters(result, generator, request, public):
+    """Postprocessing hook: one description per path parameter name, in every path."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter["name"] in PATH_PARAMETERS:
+                    parameter["description"] = PATH_PARAMETERS[parameter["name"]]
+    return result
+
+
 class AutoSchema(SpectacularAutoSchema):
     def _is_workspace_scoped(self) -> bool:
         from apps.common.tenancy import WorkspaceScopedMixin

@@ -154,7 +154,7 @@ def workspace_security_problems(schema) -> list[str]:
 
 def path_parameter_problems(schema) -> list[str]:
     """A parameter is named by the collection before it (`campaigns/{campaign_id}`): one
-    name per collection in every path, and one collection per name."""
+    name per collection in every path, one collection per name; and each is described."""
     names: dict[str, set[str]] = {}
     collections: dict[str, set[str]] = {}
     problems = []
@@ -164,6 +164,9 @@ def path_parameter_problems(schema) -> list[str]:
         in_path = set(PARAMETER.findall(path))
         if declared != in_path:
             problems.append(f"{method.upper()} {path}: declares {declared}, path has {in_path}")
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and not normalized(parameter.get("description")):
+                problems.append(f"{method.upper()} {path}: {{{parameter['name']}}} undescribed")
         for before, segment in itertools.pairwise(segments):
             found = PARAMETER.fullmatch(segment)
             if found:
@@ -336,6 +339,11 @@ def test_the_checks_find_a_resource_under_two_names(schema):
         parameter["name"] = "id" if parameter["name"] == "template_id" else parameter["name"]
     assert path_parameter_problems(copied) == [
         "GET /api/v1/templates/{template_id}: declares {'id'}, path has {'template_id'}"
+    ]
+    copied, operation = broken(schema, "post", "/api/v1/invitations/{token}/accept")
+    del operation["parameters"][0]["description"]
+    assert path_parameter_problems(copied) == [
+        "POST /api/v1/invitations/{token}/accept: {token} undescribed"
     ]
 
 
