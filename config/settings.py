@@ -209,7 +209,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "PushPilot API",
     "DESCRIPTION": (
         "Multi-tenant push-notification backend. Authenticate with `Authorization: Bearer "
-        "<access JWT>`; workspace-scoped routes need `X-Workspace-ID`. Every error is "
+        "<access JWT>` (from /auth/register or /auth/token); workspace-scoped operations also "
+        "need `X-Workspace-ID: <workspace id>` — both are security schemes, so Swagger UI's "
+        '"Authorize" sets them once for every request. Every error is '
         '`{"error": {"code", "message", "details"}}`.'
     ),
     "VERSION": "1.0.0",
@@ -219,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.schema.describe_path_parameters",
+    ],
     # Several models have a `status` field; name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "MemberStatusEnum": "apps.workspaces.models.MemberStatus",

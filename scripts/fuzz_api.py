@@ -59,6 +59,10 @@ def main() -> int:
     try:
         wait_for("PushPilot to be ready", lambda: _up(base), timeout=60)
         token, workspace_id = _account(base, fake)
+        # The schema declares both as security schemes (jwtAuth, and WorkspaceID for the
+        # workspace-scoped operations); explicit headers take the place of the values
+        # schemathesis would otherwise generate for them, so every request acts as this user
+        # in this workspace (operations that need no workspace ignore the header).
         return subprocess.run(
             [str(Path(python).parent / "schemathesis"), "run", f"{base}/api/schema",
              "--header", f"Authorization: Bearer {token}",

@@ -1,4 +1,5 @@
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -48,8 +49,42 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
     serializer_class = GenerateSerializer
 
     @extend_schema(
+        summary="Generate notification copy with AI",
+        description="Write `n` (1 to 5) title + subtitle variants for a push notification "
+        "from a prompt and a tone, within the title and subtitle length limits, in the "
+        "prompt's language or the one given. Nothing is saved as content: use the variants "
+        "in a campaign, or keep one with /ai/generations/{generation_id}/save-template. "
+        "Every call, successful or not, is recorded in /ai/generations (with its latency "
+        "and token usage). Without an AI provider configured on the server, copy is written "
+        "offline and `notice` says so.\n\n"
+        "Members and above. Throttled per user across workspaces (THROTTLE_AI, default "
+        "60/min; 429 THROTTLED). The provider failing or replying unusably after retries: "
+        "502 AI_PROVIDER_ERROR (details name the reason and the generation id).",
         request=GenerateSerializer,
         responses={200: GenerationResultSerializer, 502: PROVIDER_ERROR},
+        examples=[
+            OpenApiExample(
+                "Three variants",
+                value={
+                    "prompt": "Spring sale: 20% off everything until Sunday",
+                    "tone": "friendly",
+                    "n": 3,
+                    "language": "en",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Short copy",
+                summary="Tighter length limits, for small screens",
+                value={
+                    "prompt": "Your order has shipped and arrives tomorrow",
+                    "tone": "informative",
+                    "max_title": 30,
+                    "max_subtitle": 80,
+                },
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request):
         serializer = GenerateSerializer(data=request.data)
@@ -75,13 +110,21 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
 
 @extend_schema_view(
     list=extend_schema(
-        summary="AI generations of the workspace, newest first (audit and cost).",
+        summary="List AI generations",
+        description="Every AI generation of the workspace, newest first: prompt, tone, "
+        "provider and model, status, variants, attempts, latency and token usage — for "
+        "auditing and cost. Filter by `status`, `provider`, `user` and creation time. "
+        "Members and above.",
         parameters=[
             OpenApiParameter("created_from", str, description="ISO 8601; at or after"),
             OpenApiParameter("created_to", str, description="ISO 8601; before"),
         ],
     ),
-    retrieve=extend_schema(summary="One AI generation."),
+    retrieve=extend_schema(
+        summary="Get an AI generation",
+        description="One AI generation of the workspace with its variants, or its error "
+        "code and message if it failed. Members and above.",
+    ),
 )
 class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     queryset = AIGeneration.objects.all()
@@ -93,9 +136,21 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
         return queryset.order_by("-created_at")
 
     @extend_schema(
-        summary="Save one variant of a generation as a template.",
+        summary="Save a generated variant as a template",
+        description="Keep one variant (0-based `variant_index`) of a successful generation "
+        "as a template of the workspace, with a name and optional image, data and tags; the "
+        "template's `source` is `ai`. Members and above. A failed generation (no variants): "
+        "409 CONFLICT; an index out of range: 400 VALIDATION_ERROR; a template name already "
+        "used in the workspace: 409 CONFLICT.",
         request=SaveVariantSerializer,
         responses={201: TemplateSerializer},
+        examples=[
+            OpenApiExample(
+                "Keep the second variant",
+                value={"variant_index": 1, "name": "Spring sale (AI)", "tags": ["promotion"]},
+                request_only=True,
+            )
+        ],
     )
     def save_template(self, request, generation_id):
         generation = self.get_object()  # another workspace's generation is a 404
@@ -108,13 +163,54 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Templates of the workspace (search, tag, source, ordering)."),
-    create=extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer}),
-    retrieve=extend_schema(summary="One template."),
-    partial_update=extend_schema(
-        request=TemplateWriteSerializer(partial=True), responses=TemplateSerializer
+    list=extend_schema(
+        summary="List templates",
+        description="The workspace's reusable notification copy: written by hand, saved "
+        "from an AI generation, or the examples every new account starts with. Filter with "
+        "`search` (name, title or subtitle), `tag` and `source`; sort with `ordering`. "
+        "Members and above.",
     ),
-    destroy=extend_schema(responses={204: None}),
+    create=extend_schema(
+        summary="Create a template",
+        description="Save notification copy for reuse: a name unique in the workspace, a "
+        "title and a subtitle, optionally an image URL, a data payload (string keys and "
+        "values, at most 4 KB, no keys reserved by FCM) and tags (stored lower-case). "
+        "Members and above. A name already used: 409 CONFLICT.",
+        request=TemplateWriteSerializer,
+        responses={201: TemplateSerializer},
+        examples=[
+            OpenApiExample(
+                "A template",
+                value={
+                    "name": "Weekend sale",
+                    "title": "This weekend only: 20% off",
+                    "subtitle": "Our favourites are on sale until Sunday midnight.",
+                    "image_url": "https://cdn.example.com/push/weekend-sale.png",
+                    "data": {"screen": "sale"},
+                    "tags": ["promotion", "sale"],
+                },
+                request_only=True,
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Get a template",
+        description="One template of the workspace. Members and above.",
+    ),
+    partial_update=extend_schema(
+        summary="Change a template",
+        description="Change any of a template's name, title, subtitle, image URL, data and "
+        "tags; fields not sent are kept. Members and above. A name already used by another "
+        "template: 409 CONFLICT.",
+        request=TemplateWriteSerializer(partial=True),
+        responses=TemplateSerializer,
+    ),
+    destroy=extend_schema(
+        summary="Delete a template",
+        description="Delete a template: it leaves the list and its id answers 404. "
+        "Campaigns are not affected (their contents are their own). Members and above.",
+        responses={204: None},
+    ),
 )
 class TemplateViewSet(
     mixins.ListModelMixin,

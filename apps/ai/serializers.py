@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from apps.ai import content
 from apps.ai.models import TONE_GUIDE, AIGeneration, Template, Tone
-from apps.common.serializers import OptionalURLField
+from apps.common.serializers import OptionalURLField, prohibit_null_keys
 
 TONE_HELP = "One of: " + "; ".join(f"`{tone}` — {guide}" for tone, guide in TONE_GUIDE.items())
 
@@ -134,6 +134,7 @@ class TemplateWriteSerializer(serializers.Serializer):
     data = serializers.DictField(
         child=serializers.CharField(allow_blank=True),
         required=False,
+        validators=[prohibit_null_keys],
         help_text="FCM data payload: string keys to string values (at most 4 KB).",
     )
     tags = serializers.ListField(
@@ -150,7 +151,11 @@ class SaveVariantSerializer(serializers.Serializer):
     )
     name = serializers.CharField(max_length=100)
     image_url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
-    data = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    data = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        validators=[prohibit_null_keys],
+    )
     tags = serializers.ListField(
         child=serializers.CharField(max_length=40), required=False, max_length=20
     )

@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -61,12 +62,45 @@ class EventIngestView(OutsideRequestTransaction, APIView):
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
-        summary="Report app events (ingest key)",
-        description="1 to 1000 events. Each is validated on its own: invalid ones are counted "
-        "in `rejected` and described in `errors`, valid ones are stored; an id already "
-        "received (for this workspace) counts as a duplicate and changes nothing. Bodies over "
-        "1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key (429 THROTTLED).",
+        summary="Report events from an app",
+        description="How apps report what happened to a push: `delivered`, `opened`, "
+        "`clicked`, `dismissed` or `conversion:<name>`, with the `pushpilot_notification_id` "
+        "(or `pushpilot_campaign_id`) from the message's data, feeding the stats. "
+        "Authenticated by an ingest key of the workspace in `X-PushPilot-Key` — no JWT and no "
+        "`X-Workspace-ID` (the key names the workspace).\n\n"
+        "1 to 1000 events per request. Each is validated on its own: invalid ones are "
+        "counted in `rejected` and described in `errors`, valid ones are stored and counted "
+        "at once; an event id already received for this workspace counts as a duplicate and "
+        "changes nothing, so a batch can safely be retried. A missing, unknown or revoked "
+        "key: 401. Bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key, shared by "
+        "every installation of the app (429 THROTTLED).",
         request=EventBatchSerializer,
+        examples=[
+            OpenApiExample(
+                "Opened then converted",
+                summary="Ids from the push's data: pushpilot_notification_id",
+                value={
+                    "events": [
+                        {
+                            "id": "9b2f6c1e-3a4d-4e5f-8a7b-6c5d4e3f2a10",
+                            "type": "opened",
+                            "notification_id": "5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a21",
+                            "occurred_at": "2026-12-01T09:00:04Z",
+                            "platform": "ios",
+                        },
+                        {
+                            "id": "9b2f6c1e-3a4d-4e5f-8a7b-6c5d4e3f2a11",
+                            "type": "conversion:purchase",
+                            "notification_id": "5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a21",
+                            "occurred_at": "2026-12-01T09:03:40Z",
+                            "platform": "ios",
+                            "properties": {"order_value": 42.5, "currency": "EUR"},
+                        },
+                    ]
+                },
+                request_only=True,
+            )
+        ],
         responses={
             202: IngestResultSerializer,
             413: OpenApiResponse(ErrorSerializer, description="PAYLOAD_TOO_LARGE"),
@@ -85,8 +119,16 @@ class EventIngestView(OutsideRequestTransaction, APIView):
 
 # --- ingest keys ------------------------------------------------------------------------------
 @extend_schema_view(
-    list=extend_schema(summary="Ingest keys of the workspace (admins)"),
-    retrieve=extend_schema(summary="An ingest key (admins)"),
+    list=extend_schema(
+        summary="List ingest keys",
+        description="The workspace's ingest keys (the credentials apps use for POST /events), "
+        "newest first: name, visible prefix, status (`active` or `revoked`), last use, "
+        "rotation and revocation times — never the secret. Admins and owners.",
+    ),
+    retrieve=extend_schema(
+        summary="Get an ingest key",
+        description="One ingest key of the workspace, without its secret. Admins and owners.",
+    ),
 )
 class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Write-only credentials for apps to report events. Admins only; the secret is returned
@@ -96,14 +138,19 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
     serializer_class = IngestKeySerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
+    lookup_url_kwarg = "ingest_key_id"
     http_method_names = ["get", "post", "head", "options"]
 
     def refine_queryset(self, queryset):
         return queryset.order_by("-created_at")
 
     @extend_schema(
-        summary="Create an ingest key (the secret is shown once)",
+        summary="Create an ingest key",
+        description="Create a key for one app to report events with. The answer's `secret` "
+        "is shown only this once — PushPilot keeps only its hash — so put it in the app "
+        "now; it goes in the `X-PushPilot-Key` header of POST /events. Admins and owners.",
         request=IngestKeyCreateSerializer,
+        examples=[OpenApiExample("iOS app", value={"name": "iOS app"}, request_only=True)],
         responses={201: IngestKeyWithSecretSerializer},
     )
     def create(self, request):
@@ -115,20 +162,29 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
         return self._issued(issued, status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Give a key a new secret (shown once); the old one stops working",
+        summary="Rotate an ingest key",
+        description="Give a key a new secret, returned only this once; the old secret stops "
+        "working (at once with a shared cache, within INGEST_KEY_CACHE_SECONDS at most). Ship "
+        "the new secret in the app before rotating if old installations must keep "
+        "reporting. Admins and owners. A revoked key: 409 CONFLICT.",
         request=None,
         responses={200: IngestKeyWithSecretSerializer},
     )
     @action(detail=True, methods=["post"])
-    def rotate(self, request, pk=None):
+    def rotate(self, request, ingest_key_id=None):
         issued = services.rotate_ingest_key(key=self.get_object(), actor=request.user)
         return self._issued(issued, status.HTTP_200_OK)
 
     @extend_schema(
-        summary="Revoke a key for good (immediately)", request=None, responses=IngestKeySerializer
+        summary="Revoke an ingest key",
+        description="Disable a key for good: events sent with it are refused (401) from now "
+        "on. It stays in the list as `revoked`; revoking it again changes nothing. Admins and "
+        "owners.",
+        request=None,
+        responses=IngestKeySerializer,
     )
     @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
+    def revoke(self, request, ingest_key_id=None):
         key = services.revoke_ingest_key(key=self.get_object(), actor=request.user)
         return Response(IngestKeySerializer(key).data)
 
@@ -142,7 +198,17 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
 class CampaignStatsView(WorkspaceScopedAPIView):
     """Counts and rates of one campaign, in total and per content (from hourly rollups)."""
 
-    @extend_schema(summary="A campaign's stats", responses=CampaignStatsSerializer)
+    @extend_schema(
+        summary="Get a campaign's stats",
+        description="How a campaign did, in total and per content: notifications sent and "
+        "failed, and what apps reported (delivered, opened, clicked, dismissed, conversions "
+        "by name), with rates. Rates divide by `delivered` (a topic send is one notification, "
+        "opens come from every device); click-through is clicked / opened; a rate with "
+        "nothing to divide by is null. Exact at the time of `generated_at`, cached for a few "
+        "seconds (ANALYTICS_CACHE_SECONDS). Members and above; another workspace's "
+        "campaign: 404.",
+        responses=CampaignStatsSerializer,
+    )
     def get(self, request, campaign_id):
         stats = selectors.campaign_stats(workspace=self.workspace, campaign_id=campaign_id)
         return Response(CampaignStatsSerializer(stats).data)
@@ -159,7 +225,10 @@ class CampaignStatsCsvView(WorkspaceScopedAPIView):
     """The same figures as /stats, one row per content and a `total` row, for spreadsheets."""
 
     @extend_schema(
-        summary="A campaign's stats as CSV",
+        summary="Download a campaign's stats as CSV",
+        description="The figures of /stats as a CSV file for spreadsheets: one row per "
+        "content, then a `total` row; counts and rates in columns. Members and above; "
+        "another workspace's campaign: 404.",
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, campaign_id):
@@ -192,7 +261,11 @@ def _spreadsheet_safe(text: str) -> str:
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Campaigns with their counts and rates (from rollups)",
+        summary="List campaigns with their stats",
+        description="The dashboard's campaign table: the workspace's campaigns, newest "
+        "first, each with its sent, failed, delivered, opened, clicked, dismissed and "
+        "conversion counts and rates. Filter by `status`. Cached for a few seconds "
+        "(ANALYTICS_CACHE_SECONDS). Members and above.",
         parameters=[OpenApiParameter("status", str, enum=CampaignStatus.values)],
     )
 )
@@ -233,7 +306,12 @@ class OverviewView(WorkspaceScopedAPIView):
     """Totals and a zero-filled series for the workspace, in local-time buckets."""
 
     @extend_schema(
-        summary="Workspace analytics overview",
+        summary="Get the workspace's analytics overview",
+        description="Totals and a zero-filled time series of the workspace's sends and "
+        "events between `from` and `to` (default: the last 24 hours by hour, or the last 7 "
+        "days by day), in buckets of one `interval` (`hour` or `day`) in local time — the "
+        "workspace's time zone or `timezone`; days follow the local calendar across DST "
+        "changes. Cached for a few seconds (ANALYTICS_CACHE_SECONDS). Members and above.",
         parameters=[OverviewQuerySerializer],
         responses=OverviewSerializer,
     )

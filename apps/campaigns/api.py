@@ -1,7 +1,12 @@
 """Campaign endpoints: HTTP in and out only; every rule is in services/selectors."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -21,13 +26,89 @@ from apps.common.errors import ValidationFailed
 from apps.notifications import selectors as notification_selectors
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
+# Request examples. Their times are far ahead so that they can be sent as they are.
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "To a topic",
+        summary="A draft for everyone subscribed to `news`; scheduled later with /schedule",
+        value={
+            "name": "Spring sale",
+            "description": "Announce the spring sale to everyone.",
+            "target": {"topic": "news"},
+            "contents": [
+                {
+                    "title": "Spring is here 🌷",
+                    "subtitle": "Everything is 20% off until Sunday.",
+                    "image_url": "https://cdn.example.com/push/spring.png",
+                    "data": {"screen": "sale"},
+                    "link": "https://example.com/sale",
+                    "analytics_label": "spring_sale",
+                }
+            ],
+            "priority": "high",
+            "ttl_seconds": 86400,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "To a condition on a schedule",
+        summary="Weekly on Mondays at 09:00 Paris time, for 52 weeks (still a draft)",
+        value={
+            "name": "Weekly digest",
+            "target": {"condition": "'digest' in topics && !('muted' in topics)"},
+            "contents": [{"title": "Your week ahead", "subtitle": "Five things worth your time."}],
+            "scheduled_at": "2035-03-05T09:00:00+01:00",
+            "timezone": "Europe/Paris",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=52",
+        },
+        request_only=True,
+    ),
+]
+SCHEDULE_EXAMPLES = [
+    OpenApiExample(
+        "Once",
+        summary="One send at an instant (with an offset)",
+        value={"scheduled_at": "2035-03-05T09:00:00+01:00"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Recurring",
+        summary="Mondays and Wednesdays at 09:00 Paris time, 10 runs, not on 14 March",
+        value={
+            "scheduled_at": "2035-03-05T09:00:00+01:00",
+            "timezone": "Europe/Paris",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10",
+            "exclusion_dates": ["2035-03-14"],
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "As stored",
+        summary="The schedule given when the campaign was created or changed",
+        value={},
+        request_only=True,
+    ),
+]
+
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List campaigns"),
-    retrieve=extend_schema(summary="Get a campaign"),
+    list=extend_schema(
+        summary="List campaigns",
+        description="The workspace's campaigns, newest first unless `ordering` says "
+        "otherwise, each with its contents, target, schedule and status. Filter by `status` "
+        "(several allowed), `search` (name or description) and the first run's time "
+        "(`scheduled_from`, `scheduled_to`). Members and above.",
+    ),
+    retrieve=extend_schema(
+        summary="Get a campaign",
+        description="One campaign: target, ordered contents, delivery options, schedule "
+        "(`scheduled_at`, `timezone`, `rrule`, `exclusion_dates`), `next_run_at` / "
+        "`last_run_at`, and its `status` with the `allowed_transitions` from it. Members "
+        "and above.",
+    ),
 )
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Campaigns of the workspace. Members read and write them."""
@@ -35,6 +116,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
     filterset_class = CampaignFilter
+    # `{campaign_id}` in every path that names a campaign (stats and notifications too).
+    lookup_url_kwarg = "campaign_id"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def refine_queryset(self, queryset):
@@ -45,9 +128,17 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return Response(CampaignSerializer(fresh).data, status=status_code)
 
     @extend_schema(
-        summary="Create a draft campaign",
+        summary="Create a campaign",
+        description="Create a campaign as a draft: a name, a target (exactly one FCM `topic` "
+        "or `condition`), up to 20 ordered contents (title, subtitle sent as the body, "
+        "optional image, data, link and analytics label), delivery options, and optionally "
+        "its schedule (`scheduled_at`, `timezone` — default the workspace's — and an RFC "
+        "5545 `rrule`). Nothing is sent until it is scheduled with /schedule. Each content is "
+        "checked as FCM would check the message: a message FCM would refuse is a 400 "
+        "VALIDATION_ERROR naming the content and field. Members and above.",
         request=CampaignWriteSerializer,
         responses={201: CampaignSerializer},
+        examples=CREATE_EXAMPLES,
     )
     def create(self, request):
         serializer = CampaignWriteSerializer(data=request.data)
@@ -61,13 +152,39 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
 
     @extend_schema(
         summary="Change a campaign",
-        description="Name and description change in any state; contents, target, delivery "
-        "options and schedule only while draft (409 CAMPAIGN_LOCKED otherwise). `contents`, "
-        "when given, replaces the list: items with an `id` keep it.",
+        description="Change what is sent; fields not sent are kept. Name, description and "
+        "the catch-up window change in any state; contents, target, delivery options and "
+        "schedule only while the campaign is a draft (409 CAMPAIGN_LOCKED otherwise: "
+        "/unschedule it first). `contents`, when given, replaces the list in that order: "
+        "items with an `id` keep (and update) that content, the others are added. Members "
+        "and above.",
         request=CampaignWriteSerializer(partial=True),
         responses=CampaignSerializer,
+        examples=[
+            OpenApiExample(
+                "Rename",
+                summary="Allowed in any state",
+                value={"name": "Spring sale — last days"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Replace the contents",
+                summary="A draft only: keep the first content (by id), add a second one",
+                value={
+                    "contents": [
+                        {
+                            "id": "7d9f3c2a-4b1e-4f6a-9c8d-2e5b7a1f0c3d",
+                            "title": "Spring is here 🌷",
+                            "subtitle": "Everything is 20% off until Sunday.",
+                        },
+                        {"title": "Last day of the sale", "subtitle": "Ends tonight."},
+                    ]
+                },
+                request_only=True,
+            ),
+        ],
     )
-    def partial_update(self, request, pk=None):
+    def partial_update(self, request, campaign_id=None):
         campaign = self.get_object()
         serializer = CampaignWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -76,21 +193,36 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         )
         return self._campaign_response(campaign)
 
-    @extend_schema(summary="Delete a campaign (not while scheduled or running)")
-    def destroy(self, request, pk=None):
+    @extend_schema(
+        summary="Delete a campaign",
+        description="Delete a draft, completed, cancelled or failed campaign: it leaves the "
+        "lists and its id answers 404 from then on. A scheduled or running campaign cannot "
+        "be deleted (409 CAMPAIGN_ACTIVE): cancel it first. Members and above.",
+        responses={204: None},
+    )
+    def destroy(self, request, campaign_id=None):
         services.delete_campaign(campaign=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Schedule a draft",
-        description="Checks, in order: the state (409 INVALID_TRANSITION), Firebase connected "
-        "(409 FIREBASE_NOT_CONNECTED), at least one content and each content's FCM message, "
-        "then the schedule (400 VALIDATION_ERROR). Creates the first job.",
+        summary="Schedule a campaign",
+        description="Start sending a draft: once at `scheduled_at`, or on a recurring RFC "
+        "5545 `rrule` (HOURLY at most) from `scheduled_at`, in `timezone` — wall-clock time, "
+        "so 09:00 stays 09:00 local across DST changes; `exclusion_dates` skip local days. "
+        'Fields not sent keep the values stored on the campaign; `rrule: ""` makes it a '
+        "one-off. The campaign becomes `scheduled` and its first runs are planned; see them "
+        "with /occurrences and /jobs.\n\n"
+        "Members and above. Checked in this order: the state (not a draft: 409 "
+        "INVALID_TRANSITION), a Firebase project connected (409 FIREBASE_NOT_CONNECTED), at "
+        "least one content and each content's FCM message, then the schedule — a first run "
+        "in the past, an invalid or unbounded rule (SECONDLY, MINUTELY, COUNT over 10,000...) "
+        "or one with no future run is a 400 VALIDATION_ERROR naming the field.",
         request=ScheduleSerializer,
         responses=CampaignSerializer,
+        examples=SCHEDULE_EXAMPLES,
     )
     @action(detail=True, methods=["post"])
-    def schedule(self, request, pk=None):
+    def schedule(self, request, campaign_id=None):
         campaign = self.get_object()
         serializer = ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -106,42 +238,58 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Take a scheduled campaign back to draft, to edit it",
+        summary="Unschedule a campaign",
+        description="Take a scheduled campaign back to draft so that its contents, target "
+        "or schedule can be edited; every planned run that has not started is withdrawn. "
+        "Schedule it again when ready. Members and above. Any other state (a draft, a "
+        "campaign running right now, a finished one): 409 INVALID_TRANSITION.",
         request=None,
         responses=CampaignSerializer,
     )
     @action(detail=True, methods=["post"])
-    def unschedule(self, request, pk=None):
+    def unschedule(self, request, campaign_id=None):
         campaign = services.unschedule_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Cancel a draft or scheduled campaign (its pending jobs too)",
+        summary="Cancel a campaign",
+        description="Stop a draft or scheduled campaign for good: every delivery not yet "
+        "sent is cancelled in the same step, and the campaign becomes `cancelled` (final — "
+        "/duplicate it to run it again). Members and above. A running, completed, cancelled "
+        "or failed campaign: 409 INVALID_TRANSITION with the allowed transitions.",
         request=None,
         responses=CampaignSerializer,
     )
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, campaign_id=None):
         campaign = services.cancel_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign)
 
     @extend_schema(
-        summary="Copy a campaign into a new draft",
+        summary="Duplicate a campaign",
+        description='Copy a campaign, in any state, into a new draft named "<name> '
+        '(copy)": same target, contents, delivery options, time zone, rule and exclusion '
+        "dates, but no start time (set it, then schedule) and no run history. The way to run "
+        "a completed, cancelled or failed campaign again. Members and above.",
         request=None,
         responses={201: CampaignSerializer},
     )
     @action(detail=True, methods=["post"])
-    def duplicate(self, request, pk=None):
+    def duplicate(self, request, campaign_id=None):
         campaign = services.duplicate_campaign(campaign=self.get_object(), actor=request.user)
         return self._campaign_response(campaign, status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="The next runs, in UTC and local time",
+        summary="Preview a campaign's next runs",
+        description="The next `count` (1 to 100, default 10) run times of the campaign's "
+        "schedule from now, each in UTC and as local time with the zone's offset at that "
+        "instant — to check a rule before or after scheduling it. Empty for a campaign with "
+        "no schedule or one that is completed, cancelled or failed. Members and above.",
         parameters=[OpenApiParameter("count", int, description="How many (1..100, default 10).")],
         responses=OccurrencesSerializer,
     )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
-    def occurrences(self, request, pk=None):
+    def occurrences(self, request, campaign_id=None):
         campaign = self.get_object()
         query = OccurrencesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -163,7 +311,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return Response(OccurrencesSerializer(body).data)
 
     @extend_schema(
-        summary="The campaign's deliveries (planned, running and done), latest run first",
+        summary="List a campaign's deliveries",
+        description="The campaign's deliveries — one send of one occurrence to its target — "
+        "latest run first: planned (pending, queued), running and done (completed, failed, "
+        "cancelled, skipped), with run and due times, attempts, claim/start/finish times and "
+        "the last error. Paginated. Members and above.",
         responses=DeliverySerializer(many=True),
     )
     @action(
@@ -172,7 +324,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         serializer_class=DeliverySerializer,
         filterset_class=None,
     )
-    def jobs(self, request, pk=None):
+    def jobs(self, request, campaign_id=None):
         campaign = self.get_object()
         page = self.paginate_queryset(notification_selectors.deliveries_of(campaign))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)

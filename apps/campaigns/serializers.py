@@ -10,7 +10,7 @@ from apps.campaigns import recurrence
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS, Campaign, CampaignContent
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
-from apps.common.serializers import OptionalURLField, TimeZoneField
+from apps.common.serializers import OptionalURLField, TimeZoneField, prohibit_null_keys
 from apps.notifications.models import Delivery
 
 
@@ -66,6 +66,7 @@ class ContentWriteSerializer(serializers.Serializer):
     data = serializers.DictField(
         child=serializers.CharField(allow_blank=True, max_length=4096),
         required=False,
+        validators=[prohibit_null_keys],
         help_text="String -> string custom data delivered with the message.",
     )
     link = serializers.URLField(max_length=1000, required=False, allow_blank=True)

@@ -109,7 +109,7 @@ def _unauthorized(code: str, message: str):
 
 
 class MetricsMiddleware:
-    """Counts and times every request under its route template (`api/v1/campaigns/<pk>`)."""
+    """Counts and times every request by route template (`api/v1/campaigns/<campaign_id>`)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -3,6 +3,13 @@ from rest_framework import serializers
 from apps.common.timezones import is_known_timezone
 
 
+def prohibit_null_keys(value):
+    """For DictFields: PostgreSQL cannot store U+0000 in JSON, so a key holding it is a 400,
+    not a 500 (DRF's CharField already refuses it in the values)."""
+    if isinstance(value, dict) and any("\x00" in str(key) for key in value):
+        raise serializers.ValidationError("Null characters are not allowed in keys.")
+
+
 class TimeZoneField(serializers.CharField):
     """An IANA time-zone name such as `Europe/Paris`; anything else is a 400."""
 

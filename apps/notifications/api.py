@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 
 from apps.campaigns.models import Campaign
@@ -8,17 +9,41 @@ from apps.notifications.serializers import NotificationSerializer
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List sent notifications",
+        description="What was handed to FCM across the workspace: one notification per "
+        "content per delivery, newest first, with its title and body, status (pending, "
+        "sending, sent, failed), FCM message id or error, and send time. Filter by "
+        "`campaign`, `delivery`, `status` (several allowed) and send time (`sent_from`, "
+        "`sent_to`). Members and above.",
+    ),
+    retrieve=extend_schema(
+        summary="Get a notification",
+        description="One notification of the workspace: the content as sent, its campaign "
+        "and delivery, FCM's message id or the error that failed it. Members and above.",
+    ),
+)
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """What was sent: one row per content per run, newest first."""
 
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+    lookup_url_kwarg = "notification_id"
 
     def refine_queryset(self, queryset):
         return queryset.order_by("-created_at", "position")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a campaign's notifications",
+        description="The notifications of one campaign, newest first, with the same filters "
+        "as /notifications. A campaign of another workspace, or none: 404. Members and "
+        "above.",
+    )
+)
 class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """The notifications of one campaign (404 for a campaign of another workspace)."""
 

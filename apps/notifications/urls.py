@@ -9,7 +9,7 @@ urlpatterns = [
         name="notification-list",
     ),
     path(
-        "notifications/<uuid:pk>",
+        "notifications/<uuid:notification_id>",
         api.NotificationViewSet.as_view({"get": "retrieve"}),
         name="notification-detail",
     ),

@@ -29,10 +29,16 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
 @extend_schema_view(
     list=extend_schema(
+        summary="Read the audit log",
+        description="Every state change in the workspace, newest first: who (`actor`, "
+        "`actor_email`), what (`action`, such as `campaign.created`), on what "
+        "(`target_type`, `target_id`), with metadata, the request id and the client IP. "
+        "Secrets are never recorded. Filter by `actor`, `action`, `target_type`, "
+        "`target_id` and time (`from`, `to`). Admins and owners.",
         parameters=[
             OpenApiParameter("from", str, description="ISO 8601; entries at or after"),
             OpenApiParameter("to", str, description="ISO 8601; entries before"),
-        ]
+        ],
     )
 )
 class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):

@@ -90,6 +90,7 @@ SIX_TOPICS = " && ".join(f"'t{i}' in topics" for i in range(6))
             {"contents": [{"title": "t", "subtitle": "x" * 1000, "data": {"k": "v" * 3000}}]},
             "contents",
         ),
+        ({"contents": [{"title": "t", "data": {"k\u0000": "v"}}]}, "contents"),  # not a 500
         ({"scheduled_at": "not a date"}, "scheduled_at"),
         ({"exclusion_dates": ["2030-02-30"]}, "exclusion_dates"),
         ({"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "rrule"),  # can never occur

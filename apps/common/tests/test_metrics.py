@@ -67,7 +67,7 @@ def test_a_token_protects_the_endpoint_when_set(client, settings):
 
 
 def test_requests_are_counted_by_route_template_and_status(client, api):
-    route = "api/v1/campaigns/<pk>"
+    route = "api/v1/campaigns/<campaign_id>"
     before = scrape(client)
     missing = "00000000-0000-0000-0000-000000000001"
     assert api.get(f"/api/v1/campaigns/{missing}").status_code == 404
