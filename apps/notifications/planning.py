@@ -135,7 +135,7 @@ def refill(*, now: datetime | None = None, limit: int = 500) -> list:
         Q(is_last=True) | Q(at__gte=horizon)
     )
     short = (
-        Campaign.objects.filter(status__in=ACTIVE_CAMPAIGN_STATUSES)
+        Campaign.objects.filter(status__in=ACTIVE_CAMPAIGN_STATUSES, workspace__is_deleted=False)
         .exclude(rrule="")
         .exclude(Exists(planned_far_enough))
         .order_by("pk")

@@ -164,8 +164,7 @@ def _reason_not_to_send(delivery: Delivery, now: datetime, accounts) -> tuple | 
     """(status, code, reason) for a delivery that must finish without sending, else None."""
     campaign: Campaign = delivery.campaign
     if not campaigns.is_sendable(campaign):
-        state = "deleted" if campaign.is_deleted else campaign.status
-        return DeliveryStatus.SKIPPED, "SKIPPED", f"The campaign is {state}."
+        return DeliveryStatus.SKIPPED, "SKIPPED", campaigns.reason_not_sendable(campaign)
     window = campaign.catch_up_window_seconds
     late = (now - delivery.run_at).total_seconds()
     if window is not None and late > window:

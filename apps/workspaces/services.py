@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import normalize_email
+from apps.campaigns import services as campaigns
 from apps.common import audit
 from apps.common.errors import NotFound, PermissionDenied
 from apps.common.logging import get_logger
@@ -53,7 +54,9 @@ def update_workspace(*, workspace: Workspace, actor, **changes) -> Workspace:
 
 @transaction.atomic
 def delete_workspace(*, workspace: Workspace, actor) -> None:
+    """Soft delete; its campaigns stop in the same transaction (nothing more is sent)."""
     if workspace.mark_deleted():
+        campaigns.stop_workspace_campaigns(workspace=workspace, actor=actor)
         audit.record("workspace.deleted", actor=actor, workspace=workspace, target=workspace)
 
 

@@ -22,9 +22,16 @@ from apps.campaigns.services.messages import MAX_CONTENTS, message_for
 from apps.campaigns.services.scheduling import (
     cancel_campaign,
     schedule_campaign,
+    stop_workspace_campaigns,
     unschedule_campaign,
 )
-from apps.campaigns.services.sending import is_sendable, lock_for_sending, mark_running, settle
+from apps.campaigns.services.sending import (
+    is_sendable,
+    lock_for_sending,
+    mark_running,
+    reason_not_sendable,
+    settle,
+)
 
 __all__ = [
     "MAX_CONTENTS",
@@ -36,8 +43,10 @@ __all__ = [
     "lock_for_sending",
     "mark_running",
     "message_for",
+    "reason_not_sendable",
     "schedule_campaign",
     "settle",
+    "stop_workspace_campaigns",
     "unschedule_campaign",
     "update_campaign",
 ]

@@ -172,3 +172,26 @@ def cancel_campaign(*, campaign: Campaign, actor) -> Campaign:
     cancelled = planning.cancel_unstarted(campaign, now=now)
     logger.info("campaign_cancelled", campaign_id=str(campaign.pk), deliveries_cancelled=cancelled)
     return campaign
+
+
+@transaction.atomic
+def stop_workspace_campaigns(*, workspace, actor) -> int:
+    """The workspace is being deleted: nothing more of it is sent. Its draft and scheduled
+    campaigns are cancelled; every delivery not yet started, a running campaign's too, is
+    cancelled (a send already under way finishes; the engine starts none for a deleted
+    workspace). Returns the number of deliveries cancelled."""
+    now = timezone.now()
+    cancelled = 0
+    stoppable = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)
+    rows = Campaign.objects.select_for_update().filter(workspace=workspace, status__in=stoppable)
+    for campaign in rows.order_by("pk"):
+        if can_transition(campaign.status, CampaignStatus.CANCELLED):
+            transition(
+                campaign,
+                CampaignStatus.CANCELLED,
+                actor=actor,
+                reason="workspace deleted",
+                fields={"next_run_at": None},
+            )
+        cancelled += planning.cancel_unstarted(campaign, now=now)
+    return cancelled

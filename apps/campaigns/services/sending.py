@@ -26,15 +26,33 @@ def lock_for_sending(campaign_ids) -> dict:
     """The campaigns (deleted ones too), row-locked for the caller's transaction, by id.
     `campaign_ids`: ids, or a queryset of them (locked in the same statement)."""
     ids = campaign_ids if isinstance(campaign_ids, QuerySet) else set(campaign_ids)
-    rows = Campaign.all_objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    rows = (
+        Campaign.all_objects.select_for_update(of=("self",))
+        .select_related("workspace")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
     return {campaign.pk: campaign for campaign in rows}
 
 
-def is_sendable(campaign: Campaign) -> bool:
+def is_active(campaign: Campaign) -> bool:
+    """Scheduled or running, and not deleted: its status follows its deliveries."""
     return not campaign.is_deleted and campaign.status in (
         CampaignStatus.SCHEDULED,
         CampaignStatus.RUNNING,
     )
+
+
+def is_sendable(campaign: Campaign) -> bool:
+    """Active, in a workspace that still exists (`campaign.workspace` loaded, as
+    lock_for_sending does)."""
+    return is_active(campaign) and not campaign.workspace.is_deleted
+
+
+def reason_not_sendable(campaign: Campaign) -> str:
+    if campaign.workspace.is_deleted:
+        return "The workspace is deleted."
+    return f"The campaign is {'deleted' if campaign.is_deleted else campaign.status}."
 
 
 def mark_running(campaigns: Iterable[Campaign], *, now: datetime) -> None:
@@ -54,7 +72,7 @@ def settle(campaign_ids, *, now: datetime) -> None:
     * else (everything ran): a recurring campaign completed; a one-off one completed if its
       delivery completed, failed otherwise (every send refused, or the run missed).
     """
-    campaigns = [c for c in lock_for_sending(campaign_ids).values() if is_sendable(c)]
+    campaigns = [c for c in lock_for_sending(campaign_ids).values() if is_active(c)]
     progress = notification_selectors.progress_of([c.pk for c in campaigns])
     moves: dict[tuple[str, str], list[Campaign]] = {}
     retimed = []

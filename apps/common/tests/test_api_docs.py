@@ -21,7 +21,7 @@ from drf_spectacular.generators import SchemaGenerator
 from jsonschema import Draft7Validator, FormatChecker
 from rest_framework.test import APIClient
 
-from apps.common.tenancy import WorkspaceScopedMixin
+from apps.workspaces.tenancy import WorkspaceScopedMixin
 
 METHODS = ("get", "post", "put", "patch", "delete")
 WORKSPACE_SCHEME = {"type": "apiKey", "in": "header", "name": "X-Workspace-ID"}

@@ -424,3 +424,41 @@ def test_check_dispatcher_says_whether_this_hosts_dispatcher_is_alive(db, settin
         call_command("check_dispatcher")
     beat(f"{socket.gethostname()}:1")
     call_command("check_dispatcher")
+
+
+def test_a_deleted_workspace_sends_nothing_more(
+    scheduled, run_due, claim_only, fake_fcm, connected_workspace, owner
+):
+    from apps.workspaces.services import delete_workspace
+
+    recurring, first = scheduled(contents=1, rrule="FREQ=HOURLY;COUNT=5")
+    _, claimed = scheduled(contents=1)  # already claimed when the workspace goes
+    [(token, claimed_ids)] = claim_only(claimed.run_at)
+
+    delete_workspace(workspace=connected_workspace, actor=owner)
+
+    recurring.refresh_from_db()
+    assert recurring.status == "cancelled"
+    assert not Delivery.objects.filter(
+        campaign__workspace=connected_workspace, status__in=("pending", "queued")
+    ).exists()
+    # Claims taken before the deletion were cancelled with the rest: a worker ignores them.
+    assert services.run_batch(token, claimed_ids) == {"ignored": len(claimed_ids)}
+    assert run_due(first.run_at + timedelta(days=1)) == []
+    assert not refill_plans(now=first.run_at)
+    assert fake_fcm.messages() == []
+
+
+def test_a_send_started_before_the_workspace_is_deleted_sends_nothing(
+    scheduled, claim_only, fake_fcm, connected_workspace
+):
+    """The race: a batch claimed while the workspace existed starts after its deletion
+    (the deletion's cancel missed it): the engine skips it instead of sending."""
+    _, delivery = scheduled(contents=1)
+    [(token, ids)] = claim_only(delivery.run_at)
+    connected_workspace.mark_deleted()  # without the service's cancel: the worst case
+    services.run_batch(token, ids)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SKIPPED
+    assert delivery.last_error == "The workspace is deleted."
+    assert fake_fcm.messages() == []
