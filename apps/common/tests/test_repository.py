@@ -1,10 +1,12 @@
-"""What the repository holds: no file a process writes at run time."""
+"""What the repository holds, and what the wheel (so the image) ships."""
 
 import shutil
 import subprocess
 
 import pytest
 from django.conf import settings
+
+from scripts.check_image import wheel_problems
 
 ROOT = settings.BASE_DIR
 # Files processes write at run time: kombu's file-system broker (var/broker* with our
@@ -45,3 +47,18 @@ def test_no_runtime_file_is_tracked_and_git_ignores_them_all():
     ignored = git("check-ignore", "--no-index", *RUNTIME).splitlines()
     assert ignored == RUNTIME
     assert git("check-ignore", "--no-index", "apps/ai/fake/control.py") == ""
+
+
+def test_the_wheel_check_refuses_tests_and_missing_modules(tmp_path):
+    for path in ("config/settings.py", "apps/common/ops.py", "apps/common/tests/test_ops.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    assert wheel_problems(["config/settings.py", "apps/common/ops.py"], tmp_path) == []
+    names = ["config/settings.py", "apps/common/ops.py", "apps/common/tests/test_ops.py"]
+    names += ["apps/x/conftest.py", "apps/x/tests/data/a.json"]
+    assert wheel_problems(names, tmp_path) == [
+        "ships apps/common/tests/test_ops.py",
+        "ships apps/x/conftest.py",
+        "ships apps/x/tests/data/a.json",
+    ]
+    assert wheel_problems(["config/settings.py"], tmp_path) == ["lacks apps/common/ops.py"]
