@@ -117,7 +117,10 @@ def build(here: Here) -> Path:
         elif instruction == "RUN":
             run(["sh", "-c", here.text(arguments)], workdir, env)
     venv = here.path("/opt/venv")
-    record = next((venv / "lib").glob("python3.*/site-packages/pushpilot-*.dist-info/RECORD"))
+    records = list((venv / "lib").glob("python3.*/site-packages/pushpilot-*.dist-info/RECORD"))
+    if len(records) != 1:
+        raise Failed(f"the build stage installed PushPilot {len(records)} times in {venv}")
+    (record,) = records
     names = [line.split(",")[0] for line in record.read_text().splitlines()]
     names = [name for name in names if name.startswith(("apps/", "config/"))]
     names = [name for name in names if "__pycache__" not in name]
