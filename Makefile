@@ -5,15 +5,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test smoke fuzz lint format migrate check schema clean demo-account compose-env
+.PHONY: run test smoke fuzz lint format migrate check schema clean demo-account compose-env \
+	lock lock-upgrade check-locks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly what requirements/dev.lock pins (hashes checked), then PushPilot itself, editable.
+$(STAMP): pyproject.toml requirements/dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# requirements/*.lock from pyproject.toml (kept pins; `make lock-upgrade` for the newest allowed).
+lock: $(STAMP)
+	$(BIN)/python scripts/locks.py compile
+
+lock-upgrade: $(STAMP)
+	$(BIN)/python scripts/locks.py compile --upgrade
+
+# Fails when pyproject.toml and the locks disagree (offline).
+check-locks: $(STAMP)
+	$(BIN)/python scripts/locks.py check
 
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
