@@ -29,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PUSHPILOT_VAR_DIR=/app/var \
     PORT=8000
 # Static files (Swagger UI included) are collected at build time and served by whitenoise.
-# var/prometheus: the metrics directory web, worker and dispatcher share (multiprocess mode).
+# var/prometheus: the metrics volume; web, worker and dispatcher each write a directory of it.
 RUN ENVIRONMENT=local SECRET_KEY=collectstatic-only DEBUG=false django-admin collectstatic --noinput \
     && mkdir -p /app/var/prometheus \
     && chown -R 10001:10001 /app
