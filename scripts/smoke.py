@@ -9,6 +9,7 @@ register -> connect Firebase (a demo service account) -> generate copy -> create
 an open -> stats show it. Prints each step; exits non-zero at the first failure.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,29 +60,34 @@ def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.25):
     raise SmokeFailed(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def run(base: str, fake: str) -> None:
+def connected_account(base: str, fake: str, name: str) -> tuple[httpx.Client, dict]:
+    """A new user's API client (its token and workspace in the headers), with a Firebase
+    project the fake FCM trusts connected; and the connection as the API answered it."""
     api = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
-    wait_for("PushPilot to be ready", lambda: _ok(f"{base}/readyz"), timeout=60)
-
-    step("register")
-    email = f"smoke-{int(time.time())}@example.com"
+    email = f"{name}-{int(time.time())}@example.com"
     body = expect(
         api.post("/auth/register", json={"email": email, "password": "Smoke-Test-Passw0rd!"}), 201
     )
     api.headers.update(
         {"Authorization": f"Bearer {body['access']}", "X-Workspace-ID": body["workspace"]["id"]}
     )
-
-    step("connect Firebase with a demo service account")
-    account = make_demo_service_account("smoke-project", token_uri=f"{fake}/token")
+    account = make_demo_service_account(f"{name}-project", token_uri=f"{fake}/token")
     httpx.post(f"{fake}/_fake/accounts", json=account, timeout=10).raise_for_status()
     config = expect(
         api.put(
             "/integrations/firebase",
-            json={"project_id": "smoke-project", "service_account": account},
+            json={"project_id": f"{name}-project", "service_account": account},
         ),
         200,
     )
+    return api, config
+
+
+def run(base: str, fake: str) -> None:
+    wait_for("PushPilot to be ready", lambda: answers_200(f"{base}/readyz"), timeout=60)
+
+    step("register, and connect Firebase with a demo service account")
+    api, config = connected_account(base, fake, "smoke")
     if config["status"] != "connected":
         raise SmokeFailed(f"Firebase status is {config['status']}: {config['last_error']}")
 
@@ -174,24 +180,26 @@ def _totals(api: httpx.Client, campaign_id: str, counter: str) -> dict | None:
     return totals if totals[counter] >= 1 else None
 
 
-def _ok(url: str) -> bool:
+def answers_200(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def main() -> int:
+@contextlib.contextmanager
+def embedded_stack(**env_overrides: str):
+    """PushPilot as `make run` starts it, on free ports and always with the fake FCM, on
+    whatever DATABASE_URL / REDIS_URL say; yields (API base URL, fake FCM URL), stops it after."""
     port, fake_port = free_port(), free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "FAKE_FCM_PORT": str(fake_port),
-        # Dashboards are cached (30 s by default); the smoke reads them twice within seconds.
-        "ANALYTICS_CACHE_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
+        **env_overrides,
     }
-    env.pop("FCM_BASE_URL", None)  # always the fake
+    env.pop("FCM_BASE_URL", None)
     python = sys.executable
     subprocess.run(
         [python, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
@@ -201,13 +209,20 @@ def main() -> int:
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        run(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fake_port}")
-        return 0
-    except (SmokeFailed, httpx.HTTPError) as exc:
-        print(f"SMOKE FAILED: {exc}", file=sys.stderr, flush=True)
-        return 1
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fake_port}"
     finally:
         stop(stack)
+
+
+def main() -> int:
+    # Dashboards are cached (30 s by default); the smoke reads them twice within seconds.
+    with embedded_stack(ANALYTICS_CACHE_SECONDS="1") as (base, fake):
+        try:
+            run(base, fake)
+            return 0
+        except (SmokeFailed, httpx.HTTPError) as exc:
+            print(f"SMOKE FAILED: {exc}", file=sys.stderr, flush=True)
+            return 1
 
 
 def stop(stack: subprocess.Popen) -> None:

@@ -14,6 +14,7 @@ those listed in METRICS_MERGE_DIRS (comma-separated), as `make run` and compose 
 Optional protection: METRICS_TOKEN set -> `Authorization: Bearer <token>` is required.
 """
 
+import functools
 import glob
 import hmac
 import importlib
@@ -55,6 +56,7 @@ UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+@functools.cache  # once per process: the modules stay imported
 def _load_metric_modules() -> None:
     """Every app's `metrics` module, imported before a scrape so that each metric is listed
     even before it is first used (in multiprocess mode the files are the source; this is for

@@ -63,5 +63,10 @@ def deliveries_of(campaign) -> QuerySet[Delivery]:
     )
 
 
-def last_heartbeat() -> datetime | None:
-    return DispatcherHeartbeat.objects.aggregate(last=Max("beat_at"))["last"]
+def last_heartbeat(host: str | None = None) -> datetime | None:
+    """When a dispatcher (on `host` only, if given: names are "host:pid") last completed a
+    round."""
+    beats = DispatcherHeartbeat.objects.all()
+    if host is not None:
+        beats = beats.filter(name__startswith=f"{host}:")
+    return beats.aggregate(last=Max("beat_at"))["last"]
