@@ -249,6 +249,40 @@ def celery_worker_process(start_celery_worker):
 
 
 # --- the fake FCM, over real HTTP ---------------------------------------------------------------
+# --- apps: no JWT, no workspace header, only an ingest key ------------------------------------
+@pytest.fixture
+def make_key(owner):
+    from apps.analytics import services
+
+    def _make(workspace, name="iOS app"):
+        return services.create_ingest_key(workspace=workspace, actor=owner, name=name)
+
+    return _make
+
+
+@pytest.fixture
+def ingest_key(make_key, workspace):
+    return make_key(workspace)
+
+
+@pytest.fixture
+def app_client():
+    """What an app is: no JWT, no workspace header, only its ingest key."""
+    from rest_framework.test import APIClient
+
+    def _client(secret: str):
+        client = APIClient()
+        client.credentials(HTTP_X_PUSHPILOT_KEY=secret)
+        return client
+
+    return _client
+
+
+@pytest.fixture
+def app(app_client, ingest_key):
+    return app_client(ingest_key.secret)
+
+
 @pytest.fixture
 def fake_fcm(settings):
     """A running fake FCM; FCM_BASE_URL points at it; token and HTTP caches start empty."""

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.campaigns",
     "apps.notifications",
     "apps.analytics",
+    "apps.devices",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,8 @@ REST_FRAMEWORK = {
         "ai": env("THROTTLE_AI", "60/min"),
         # Per ingest key — every install of an app shares its key: size it for the audience.
         "ingest": env("THROTTLE_INGEST", "600/min"),
+        # Per ingest key too: every install registers at start, and imports come in batches.
+        "devices": env("THROTTLE_DEVICES", "1200/min"),
     },
     "NUM_PROXIES": env_int("NUM_PROXIES", None),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -371,6 +374,21 @@ PLAN_BATCH_SIZE = env_int("PLAN_BATCH_SIZE", 100)
 PLAN_INTERVAL_SECONDS = float(env("PLAN_INTERVAL", "60"))
 # /readyz fails when no dispatcher has completed a round for this long.
 SCHEDULER_STALE_SECONDS = env_int("SCHEDULER_STALE_SECONDS", 30)
+
+# --- Devices --------------------------------------------------------------------------------
+# The key of the HMAC that finds a device by its token and picks its experiment bucket. Set
+# it once and keep it: a new key orphans every registered device and reshuffles buckets.
+# Empty: derived from SECRET_KEY (which then must never change either).
+DEVICE_TOKEN_HASH_KEY = env("DEVICE_TOKEN_HASH_KEY", "")
+# Subscription changes wait this long for others to share their FCM calls; a sync's claim on
+# its devices lasts DEVICE_SYNC_CLAIM_SECONDS (then a crashed sync's devices are taken over,
+# and a device FCM refused for another reason is tried again); a sync FCM asked to back off
+# without saying how long retries after DEVICE_SYNC_RETRY_SECONDS; the dispatcher re-queues
+# waiting devices every DEVICE_SYNC_SWEEP_SECONDS.
+DEVICE_SYNC_COALESCE_SECONDS = float(env("DEVICE_SYNC_COALESCE_SECONDS", "1"))
+DEVICE_SYNC_CLAIM_SECONDS = env_int("DEVICE_SYNC_CLAIM_SECONDS", 300)
+DEVICE_SYNC_RETRY_SECONDS = env_int("DEVICE_SYNC_RETRY_SECONDS", 60)
+DEVICE_SYNC_SWEEP_SECONDS = float(env("DEVICE_SYNC_SWEEP_SECONDS", "60"))
 
 # --- AI content generation ------------------------------------------------------------------
 # "openai" talks to any OpenAI-compatible endpoint; "offline" is the deterministic embedded

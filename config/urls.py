@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("apps.campaigns.urls")),
     path("", include("apps.notifications.urls")),
     path("", include("apps.analytics.urls")),
+    path("", include("apps.devices.urls")),
 ]
 
 urlpatterns = [

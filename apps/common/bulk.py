@@ -52,12 +52,7 @@ def insert(
         tail += f" RETURNING {quote(meta.get_field(returning).column)}"
     table = quote(meta.db_table)
     if connection.vendor == "postgresql":
-        arrays = [
-            [json.dumps(row[i]) for row in rows]
-            if isinstance(field, models.JSONField)
-            else [row[i] for row in rows]
-            for i, field in enumerate(fields)
-        ]
+        arrays = _arrays(fields, rows)
         unnest = ", ".join(f"%b::{_array_type(field)}" for field in fields)
         sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({unnest}) {tail}"  # noqa: S608
         return execute(sql, arrays, fetch=bool(returning))
@@ -73,6 +68,16 @@ def insert(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if returning else []
+
+
+def _arrays(fields: Sequence[models.Field], rows: Sequence[Sequence]) -> list[list]:
+    """One array per column; JSON travels as text (cast by the statement)."""
+    return [
+        [json.dumps(row[i]) for row in rows]
+        if isinstance(field, models.JSONField)
+        else [row[i] for row in rows]
+        for i, field in enumerate(fields)
+    ]
 
 
 def _array_type(field: models.Field) -> str:
@@ -109,7 +114,7 @@ def update_rows(
         tail += " RETURNING " + ", ".join(f"{table}.{quote(f.column)}" for f in returned)
     aliases = ", ".join(quote(f.column) for f in fields)
     if connection.vendor == "postgresql":
-        arrays = [[row[i] for row in rows] for i in range(len(fields))]
+        arrays = _arrays(fields, rows)
         unnest = ", ".join(f"%b::{_array_type(field)}" for field in fields)
         sql = f"UPDATE {table} SET {sets} FROM unnest({unnest}) AS v({aliases}) WHERE {tail}"  # noqa: S608
         found = execute(sql, [*arrays, *(value for _, value in where_fields)], fetch=True)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from apps.common.languages import MAX_TAG_LENGTH, normalize_language
 from apps.common.timezones import is_known_timezone
 
 
@@ -24,6 +25,24 @@ class TimeZoneField(serializers.CharField):
         if not is_known_timezone(value):
             self.fail("unknown", value=value)
         return value
+
+
+class LanguageTagField(serializers.CharField):
+    """A BCP 47 language tag such as `en`, `pt-BR` or `zh-Hant`, returned in its one
+    spelling (`pt_br` -> `pt-BR`); anything else is a 400."""
+
+    default_error_messages = {"invalid_tag": "'{value}' is not a BCP 47 language tag."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_TAG_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        tag = normalize_language(value)
+        if tag is None:
+            self.fail("invalid_tag", value=value)
+        return tag
 
 
 class OptionalURLField(serializers.URLField):

@@ -19,9 +19,20 @@ def role_at_least(role: str, required: str) -> bool:
     return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(required)]
 
 
+MAX_WORKSPACE_LANGUAGES = 30
+
+
+def default_languages() -> list[str]:
+    return ["en"]
+
+
 class Workspace(SoftDeleteModel):
     name = models.CharField(max_length=120)
     timezone = models.CharField(max_length=64, default="UTC")
+    # The languages its copy is written in (normalized BCP 47 tags): each device is put in
+    # the topic of the best of them for its own language, or of the default language.
+    languages = models.JSONField(default=default_languages)
+    default_language = models.CharField(max_length=35, default="en")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,19 +1,46 @@
 from rest_framework import serializers
 
-from apps.common.serializers import TimeZoneField
-from apps.workspaces.models import Invitation, Role, Workspace, WorkspaceMember
+from apps.common.serializers import LanguageTagField, TimeZoneField
+from apps.workspaces.models import (
+    MAX_WORKSPACE_LANGUAGES,
+    Invitation,
+    Role,
+    Workspace,
+    WorkspaceMember,
+)
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workspace
-        fields = ["id", "name", "timezone", "created_at", "updated_at"]
+        fields = [
+            "id", "name", "timezone", "languages", "default_language", "created_at",
+            "updated_at",
+        ]  # fmt: skip
         read_only_fields = fields
 
 
 class WorkspaceWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     timezone = TimeZoneField(required=False, default="UTC")
+    languages = serializers.ListField(
+        child=LanguageTagField(),
+        min_length=1,
+        max_length=MAX_WORKSPACE_LANGUAGES,
+        required=False,
+        help_text="The languages the workspace writes its copy in (BCP 47 tags). Each "
+        "registered device sits in the topic of the best of them for its own language.",
+    )
+    default_language = LanguageTagField(
+        required=False,
+        help_text="What devices whose language is none of `languages` get (added to "
+        "`languages` when it is not one of them).",
+    )
+
+    def validate_languages(self, value):
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each language once.")
+        return value
 
 
 class MemberUserSerializer(serializers.Serializer):

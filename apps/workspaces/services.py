@@ -10,9 +10,11 @@ from django.utils import timezone
 from apps.accounts.models import normalize_email
 from apps.campaigns import services as campaigns
 from apps.common import audit
-from apps.common.errors import NotFound, PermissionDenied
+from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.common.logging import get_logger
 from apps.common.tokens import digest_of, issue_secret
+from apps.devices import services as devices
+from apps.devices import tasks as devices_tasks
 from apps.workspaces.errors import AlreadyMember, InvitationExpired, InvitationUsed, LastOwner
 from apps.workspaces.models import (
     Invitation,
@@ -37,7 +39,13 @@ def create_workspace(*, owner, name: str, timezone_name: str = "UTC") -> Workspa
 
 @transaction.atomic
 def update_workspace(*, workspace: Workspace, actor, **changes) -> Workspace:
-    fields = [field for field in ("name", "timezone") if field in changes]
+    _check_languages(workspace, changes)
+    fields = [
+        field
+        for field in ("name", "timezone", "languages", "default_language")
+        if field in changes and changes[field] != getattr(workspace, field)
+    ]
+    languages_changed = bool({"languages", "default_language"} & set(fields))
     for field in fields:
         setattr(workspace, field, changes[field])
     if fields:
@@ -49,14 +57,33 @@ def update_workspace(*, workspace: Workspace, actor, **changes) -> Workspace:
             target=workspace,
             metadata={field: changes[field] for field in fields},
         )
+    if languages_changed:  # devices move to the language topic that now fits them best
+        devices_tasks.remap_languages.delay_on_commit(str(workspace.pk))
     return workspace
+
+
+def _check_languages(workspace: Workspace, changes: dict) -> None:
+    """The default language is one of the languages (added to them when it is new)."""
+    if "languages" not in changes and "default_language" not in changes:
+        return
+    languages = list(changes.get("languages", workspace.languages))
+    default = changes.get("default_language", workspace.default_language)
+    if default not in languages:
+        if "languages" in changes and "default_language" not in changes:
+            raise ValidationFailed.on(
+                "languages", f"The default language {default} must stay among the languages."
+            )
+        languages.append(default)
+    changes["languages"], changes["default_language"] = languages, default
 
 
 @transaction.atomic
 def delete_workspace(*, workspace: Workspace, actor) -> None:
-    """Soft delete; its campaigns stop in the same transaction (nothing more is sent)."""
+    """Soft delete; its campaigns stop in the same transaction (nothing more is sent) and
+    its devices are erased (their tokens are personal data)."""
     if workspace.mark_deleted():
         campaigns.stop_workspace_campaigns(workspace=workspace, actor=actor)
+        devices.erase_workspace(workspace_id=workspace.pk)
         audit.record("workspace.deleted", actor=actor, workspace=workspace, target=workspace)
 
 

@@ -2,42 +2,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from apps.analytics import services
 from apps.campaigns.services import create_campaign
 from apps.notifications.models import Notification
 from apps.notifications.testing import make_delivery
-
-
-@pytest.fixture
-def make_key(owner):
-    def _make(workspace, name="iOS app"):
-        return services.create_ingest_key(workspace=workspace, actor=owner, name=name)
-
-    return _make
-
-
-@pytest.fixture
-def ingest_key(make_key, workspace):
-    return make_key(workspace)
-
-
-@pytest.fixture
-def app_client():
-    """What an app is: no JWT, no workspace header, only its ingest key."""
-
-    def _client(secret: str) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_X_PUSHPILOT_KEY=secret)
-        return client
-
-    return _client
-
-
-@pytest.fixture
-def app(app_client, ingest_key):
-    return app_client(ingest_key.secret)
 
 
 @pytest.fixture

@@ -15,6 +15,21 @@ def firebase_is_connected(workspace) -> bool:
     ).exists()
 
 
+def connected_config(workspace_id) -> FirebaseConfig | None:
+    return FirebaseConfig.objects.filter(
+        workspace_id=workspace_id, status=ConnectionStatus.CONNECTED
+    ).first()
+
+
+def connected_workspace_ids(workspace_ids) -> set:
+    """Those of these workspaces whose Firebase connection is working."""
+    return set(
+        FirebaseConfig.objects.filter(
+            workspace_id__in=workspace_ids, status=ConnectionStatus.CONNECTED
+        ).values_list("workspace_id", flat=True)
+    )
+
+
 def service_account_of(config: FirebaseConfig) -> dict:
     """The decrypted service account. Keep it in memory only, never log or return it."""
     return json.loads(crypto.decrypt(config.encrypted_credentials))

@@ -78,6 +78,10 @@ def _tokenize(condition: str) -> list[tuple[str, str]]:
     return tokens
 
 
+# A parsed condition: ("topic", name) | ("not", node) | ("and", [nodes]) | ("or", [nodes]).
+Condition = tuple
+
+
 class _ConditionParser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
@@ -94,49 +98,58 @@ class _ConditionParser:
         self.index += 1
         return token
 
-    def expression(self) -> None:
-        self.term()
+    def expression(self) -> Condition:
+        terms = [self.term()]
         while self.peek() == ("op", "||"):
             self.take()
-            self.term()
+            terms.append(self.term())
+        return terms[0] if len(terms) == 1 else ("or", terms)
 
-    def term(self) -> None:
-        self.factor()
+    def term(self) -> Condition:
+        factors = [self.factor()]
         while self.peek() == ("op", "&&"):
             self.take()
-            self.factor()
+            factors.append(self.factor())
+        return factors[0] if len(factors) == 1 else ("and", factors)
 
-    def factor(self) -> None:
+    def factor(self) -> Condition:
         kind, value = self.take()
         if (kind, value) == ("op", "!"):
-            self.factor()
-        elif (kind, value) == ("op", "("):
-            self.expression()
+            return ("not", self.factor())
+        if (kind, value) == ("op", "("):
+            inner = self.expression()
             if self.take() != ("op", ")"):
                 raise MessageInvalid("condition", "A parenthesis is not closed.")
-        elif kind == "topic":
+            return inner
+        if kind == "topic":
             try:
                 validate_topic(value)
             except MessageInvalid as exc:
                 raise MessageInvalid("condition", f"Topic '{value}': {exc.message}") from None
             self.topics.append(value)
-        else:
-            raise MessageInvalid("condition", f"Unexpected '{value}'.")
+            return ("topic", value)
+        raise MessageInvalid("condition", f"Unexpected '{value}'.")
 
 
-def validate_condition(condition: str) -> list[str]:
-    """Check a topic condition's syntax and size; return the topics it names, in order."""
+def parse_condition(condition: str) -> tuple[Condition, list[str]]:
+    """Check a topic condition's syntax and size; return its tree and the topics it names,
+    in order."""
     if not isinstance(condition, str) or not condition.strip():
         raise MessageInvalid("condition", "A condition is required.")
     parser = _ConditionParser(_tokenize(condition))
-    parser.expression()
+    tree = parser.expression()
     if parser.peek() is not None:
         raise MessageInvalid("condition", f"Unexpected '{parser.peek()[1]}' after the condition.")
     if len(parser.topics) > MAX_CONDITION_TOPICS:
         raise MessageInvalid(
             "condition", f"A condition may name at most {MAX_CONDITION_TOPICS} topics."
         )
-    return parser.topics
+    return tree, parser.topics
+
+
+def validate_condition(condition: str) -> list[str]:
+    """Check a topic condition's syntax and size; return the topics it names, in order."""
+    return parse_condition(condition)[1]
 
 
 # --- fields -------------------------------------------------------------------------------------

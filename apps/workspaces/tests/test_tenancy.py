@@ -24,6 +24,9 @@ NOT_WORKSPACE_SCOPED = {
     "workspace-list": "the caller's memberships; creating a new workspace",
     "invitation-accept": "the token names the workspace; the invitee is not a member yet",
     "events-ingest": "the ingest key names the workspace (apps send no JWT)",
+    "device-register": "the ingest key names the workspace (apps send no JWT)",
+    "device-batch": "the ingest key names the workspace (apps send no JWT)",
+    "device-token": "the ingest key names the workspace (apps send no JWT)",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 
