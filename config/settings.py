@@ -335,6 +335,12 @@ FCM_TIMEOUT_SECONDS = float(env("FCM_TIMEOUT_SECONDS", "10"))
 # Requests in flight per Firebase project in one process. FCM allows 1,000 concurrent topic
 # fan-outs per project: keep worker processes x this below that.
 FCM_MAX_IN_FLIGHT_PER_PROJECT = env_int("FCM_MAX_IN_FLIGHT_PER_PROJECT", 100)
+# The Instance ID batch API (topic subscriptions of many tokens). Empty: derived when used,
+# https://iid.googleapis.com with the real FCM, else FCM_BASE_URL (the fake serves both).
+FCM_IID_BASE_URL = env("FCM_IID_BASE_URL", "").rstrip("/")
+# New topic subscriptions per Firebase project per second, shared by every process through
+# the cache (FCM allows about 3,000 per project).
+FCM_SUBSCRIPTIONS_PER_SECOND = env_int("FCM_SUBSCRIPTIONS_PER_SECOND", 3000)
 # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the first encrypts, all decrypt.
 # Empty in the embedded mode: a local key is derived from SECRET_KEY (and the log says so).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")

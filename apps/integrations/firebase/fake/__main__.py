@@ -28,10 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token-ttl", type=int, default=3600, help="lifetime of issued access tokens (s)"
     )
+    parser.add_argument(
+        "--subscription-rate",
+        type=int,
+        default=3000,
+        help="new topic subscriptions per project per rolling second (over it: 429)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
 
-    fake = FakeFCM(host=args.host, port=args.port, token_ttl=args.token_ttl, verbose=args.verbose)
+    fake = FakeFCM(
+        host=args.host,
+        port=args.port,
+        token_ttl=args.token_ttl,
+        verbose=args.verbose,
+        subscription_rate=args.subscription_rate,
+    )
     try:
         fake.start()
     except OSError as exc:

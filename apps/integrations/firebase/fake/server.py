@@ -7,12 +7,40 @@ deliberately imports nothing from Django or from the rest of ``apps``.
 Endpoints
     POST /token                                   JWT-bearer grant -> access token
     POST /v1/projects/{project_id}/messages:send  FCM v1 send (and validate_only)
-    GET  /_fake/messages[?project_id=]            accepted sends, oldest first
-    DELETE /_fake/messages                        reset messages, faults and counters
-    POST /_fake/faults    {"faults": [...]}       script the next send responses
+    POST /iid/v1:batchAdd, /iid/v1:batchRemove    Instance ID batch (un)subscribe, 1..1000
+                                                  tokens to one topic (headers: Bearer token
+                                                  and ``access_token_auth: true``)
+    POST   /v1/projects/{p}/registrations/{token}/topicSubscriptions?topic_name=NAME
+    GET    /v1/projects/{p}/registrations/{token}/topicSubscriptions[?pageSize=&pageToken=]
+    GET    /v1/projects/{p}/registrations/{token}/topicSubscriptions/{NAME}
+    DELETE /v1/projects/{p}/registrations/{token}/topicSubscriptions/{NAME}
+                                                  FCM v1 topic subscription API (one token)
+    GET  /_fake/messages[?project_id=]            accepted sends, oldest first; topic and
+                                                  condition sends carry "reached": [tokens]
+    DELETE /_fake/messages                        reset everything: messages, faults,
+                                                  counters, subscriptions, unregistered marks
+    POST /_fake/faults    {"faults": [...]}       script the next responses: of sends, or
+                                                  with ``"api": "subscriptions"`` of the two
+                                                  subscription APIs
     POST /_fake/accounts  <service-account JSON>  trust an account for token grants
+    POST /_fake/unregister {"tokens": [...]}      mark tokens unregistered (app uninstalled)
+    GET  /_fake/subscriptions?project_id=         {"subscriptions": {token: [topics]}}
+    GET  /_fake/reach[?project_id=]               {"reach": {token: [message names]}}
     GET  /_fake/stats                             counters
     GET  /healthz                                 liveness
+
+Subscriptions. A registration token is valid when it has a plausible shape
+(``REGISTRATION_TOKEN_RE``) and has not been marked unregistered; the fake keeps, per project
+(the one the access token was issued for), token -> topics, at most 2,000 topics per token.
+New subscriptions are limited per project (``subscription_rate`` per rolling second, 3,000 by
+default): over it, the whole request is a 429 RESOURCE_EXHAUSTED with Retry-After. Every
+accepted topic or condition send records, when it is accepted, the tokens whose topics satisfy
+its target (``reach``), so a test can check that every device got a message exactly once.
+Unconfirmed details, chosen to be at least as strict as Google: the batch API's ``to`` must be
+``/topics/NAME`` (the documented form; a bare name is refused); a batch request without
+``access_token_auth: true`` is treated as a legacy API-key request and refused with 401; the
+v1 API answers a token over the topic limit with 400 FAILED_PRECONDITION, errorCode
+TOO_MANY_TOPICS.
 
 Only registered accounts are trusted, in tests and standalone alike: the fake never hands a
 token to a key it has not been shown (register via ``register_account`` or POST /_fake/accounts).
@@ -22,7 +50,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
+import math
 import re
 import secrets
 import socket
@@ -31,7 +61,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -97,6 +127,30 @@ HTML_404 = """<!DOCTYPE html>
 """
 
 SEND_PATH_RE = re.compile(r"/v1/projects/([^/]+)/messages:send")
+TOPIC_SUBSCRIPTIONS_PATH_RE = re.compile(
+    r"/v1/projects/([^/]+)/registrations/([^/]+)/topicSubscriptions(?:/([^/]+))?"
+)
+IID_PATHS = {"/iid/v1:batchAdd": True, "/iid/v1:batchRemove": False}  # path -> adds?
+
+# A plausible FCM registration token (or Firebase installation id): URL-safe printable
+# characters, ":" included (real tokens look like "<instance id>:APA91b..."), 20..4096 long.
+REGISTRATION_TOKEN_RE = re.compile(r"[A-Za-z0-9_\-:.~]{20,4096}")
+MAX_SUBSCRIPTION_TOPIC_LENGTH = 900  # fcmtopics: [a-zA-Z0-9-_.~%]{1,900}
+MAX_BATCH_TOKENS = 1000
+MAX_TOPICS_PER_TOKEN = 2000
+DEFAULT_SUBSCRIPTION_RATE = 3000  # new subscriptions per project per rolling second
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 1000, 2000
+
+HTML_401 = """<HTML>
+<HEAD>
+<TITLE>Unauthorized</TITLE>
+</HEAD>
+<BODY BGCOLOR="#FFFFFF" TEXT="#000000">
+<H1>Unauthorized</H1>
+<H2>Error 401</H2>
+</BODY>
+</HTML>
+"""
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -210,11 +264,15 @@ _FAULTS: dict[str, tuple[int, str, str | None, str]] = {
     "expired_token": (401, "UNAUTHENTICATED", None, UNAUTHENTICATED_MESSAGE),
 }
 FAULT_KINDS = frozenset({*_FAULTS, "html502", "slow"})
+# Which requests a fault hits: sends (the default) or the two subscription APIs.
+FAULT_APIS = ("sends", "subscriptions")
 
 
 def _check_fault(fault: dict) -> dict:
     if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
         raise ValueError(f"a fault is a dict with 'kind' in {sorted(FAULT_KINDS)}, got {fault!r}")
+    if fault.get("api", "sends") not in FAULT_APIS:
+        raise ValueError(f"a fault's 'api' is one of {list(FAULT_APIS)}, got {fault['api']!r}")
     if fault["kind"] == "slow":
         seconds = fault.get("seconds")
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
@@ -468,8 +526,9 @@ _CONDITION_TOKEN_RE = re.compile(
 )
 
 
-def _check_condition(condition: str) -> None:
-    """Parse ``condition``: ``'a' in topics`` terms joined by &&, ||, ! and parentheses."""
+def _check_condition(condition: str) -> Callable[[Container[str]], bool]:
+    """Parse ``condition``: ``'a' in topics`` terms joined by &&, ||, ! and parentheses.
+    Returns its predicate: does a device subscribed to these topics match?"""
     path = "message.condition"
 
     def invalid(why: str):
@@ -504,43 +563,54 @@ def _check_condition(condition: str) -> None:
         pos += 1
         return token[1]
 
+    def either(a, b):
+        return lambda subscribed: a(subscribed) or b(subscribed)
+
+    def both(a, b):
+        return lambda subscribed: a(subscribed) and b(subscribed)
+
     def or_expr():
-        and_expr()
+        predicate = and_expr()
         while peek() == ("op", "||"):
             take("op", "||")
-            and_expr()
+            predicate = either(predicate, and_expr())
+        return predicate
 
     def and_expr():
-        unary()
+        predicate = unary()
         while peek() == ("op", "&&"):
             take("op", "&&")
-            unary()
+            predicate = both(predicate, unary())
+        return predicate
 
     def unary():
         nonlocal topics
         if peek() == ("op", "!"):
             take("op", "!")
-            unary()
-        elif peek() == ("op", "("):
+            inner = unary()
+            return lambda subscribed: not inner(subscribed)
+        if peek() == ("op", "("):
             take("op", "(")
-            or_expr()
+            predicate = or_expr()
             take("op", ")")
-        else:
-            name = take("topic")
-            take("word", "in")
-            take("word", "topics")
-            if not TOPIC_RE.fullmatch(name):
-                invalid(f"invalid topic name {name!r}")
-            topics += 1
+            return predicate
+        name = take("topic")
+        take("word", "in")
+        take("word", "topics")
+        if not TOPIC_RE.fullmatch(name):
+            invalid(f"invalid topic name {name!r}")
+        topics += 1
+        return lambda subscribed: name in subscribed
 
     try:
-        or_expr()
+        predicate = or_expr()
     except RecursionError:
         invalid("nested too deeply")
     if pos != len(tokens):
         invalid(f"unexpected {tokens[pos][1]!r} at token {pos + 1}")
     if topics > MAX_CONDITION_TOPICS:
         invalid(f"{topics} topics; at most {MAX_CONDITION_TOPICS} are allowed")
+    return predicate
 
 
 def _check_data(data: dict, path: str) -> None:
@@ -701,6 +771,7 @@ class FakeFCM:
         *,
         clock: Callable[[], float] = time.time,
         verbose: bool = False,
+        subscription_rate: int = DEFAULT_SUBSCRIPTION_RATE,
     ):
         self.host = host
         self.port = port
@@ -712,9 +783,17 @@ class FakeFCM:
         self._tokens: dict[str, tuple[str, float]] = {}  # access token -> (project_id, expires_at)
         self._messages: list[dict] = []
         self._faults: deque[dict] = deque()
+        self._subscription_faults: deque[dict] = deque()
         self._last_id_us = 0
         self.token_requests = 0
         self.send_requests = 0
+        self.subscription_requests = 0
+        self.subscription_rate = int(subscription_rate)
+        # project -> registration token -> topic -> create time (epoch seconds)
+        self._subscriptions: dict[str, dict[str, dict[str, float]]] = {}
+        self._unregistered: set[str] = set()
+        # project -> (monotonic time, new subscriptions) of the last second
+        self._subscription_log: dict[str, deque[tuple[float, int]]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -796,16 +875,29 @@ class FakeFCM:
             ]
 
     def inject(self, *faults: dict) -> None:
+        """Script the next responses, in order: a fault with ``"api": "subscriptions"`` hits
+        the next request to either subscription API, any other the next send."""
         checked = [_check_fault(f) for f in faults]
         with self._lock:
-            self._faults.extend(checked)
+            for fault in checked:
+                if fault.get("api", "sends") == "subscriptions":
+                    self._subscription_faults.append(fault)
+                else:
+                    self._faults.append(fault)
 
     def reset(self) -> None:
+        """Forget messages, faults, counters, subscriptions and unregistered marks (accounts
+        and issued access tokens stay)."""
         with self._lock:
             self._messages.clear()
             self._faults.clear()
+            self._subscription_faults.clear()
+            self._subscriptions.clear()
+            self._unregistered.clear()
+            self._subscription_log.clear()
             self.token_requests = 0
             self.send_requests = 0
+            self.subscription_requests = 0
 
     def stats(self) -> dict:
         with self._lock:
@@ -813,7 +905,43 @@ class FakeFCM:
                 "token_requests": self.token_requests,
                 "send_requests": self.send_requests,
                 "messages": len(self._messages),
+                "subscription_requests": self.subscription_requests,
+                "subscriptions": sum(
+                    len(topics)
+                    for tokens in self._subscriptions.values()
+                    for topics in tokens.values()
+                ),
             }
+
+    def unregister(self, tokens) -> None:
+        """The apps behind ``tokens`` were uninstalled: from now on both subscription APIs
+        answer NOT_FOUND / UNREGISTERED for them, and so do sends to them; their
+        subscriptions are gone."""
+        if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError("tokens is a list of strings")
+        with self._lock:
+            self._unregistered.update(tokens)
+            for subscriptions in self._subscriptions.values():
+                for token in tokens:
+                    subscriptions.pop(token, None)
+
+    def subscriptions(self, project_id: str) -> dict[str, list[str]]:
+        """token -> its topics (sorted), for the tokens of ``project_id`` with any."""
+        with self._lock:
+            return {
+                token: sorted(topics)
+                for token, topics in sorted(self._subscriptions.get(project_id, {}).items())
+                if topics
+            }
+
+    def reach(self, project_id: str | None = None) -> dict[str, list[str]]:
+        """token -> names of the accepted topic/condition messages that reached it (when each
+        was accepted, the token's topics satisfied its target), oldest first."""
+        reached: dict[str, list[str]] = {}
+        for message in self.messages(project_id):
+            for token in message.get("reached", ()):
+                reached.setdefault(token, []).append(message["name"])
+        return dict(sorted(reached.items()))
 
     def expire_tokens(self) -> None:
         """Make every issued access token stale, as if the clock had passed their expiry."""
@@ -895,52 +1023,41 @@ class FakeFCM:
         return {"access_token": token, "expires_in": self.token_ttl, "token_type": "Bearer"}
 
     # send endpoint
-    def _send(self, project_id: str, authorization: str | None, body: bytes) -> dict:
+    def _apply_fault(self, queue: deque[dict], authorization: str | None) -> None:
+        """Pop the next scripted fault of ``queue`` (the caller counted the request) and
+        answer with it; a "slow" fault only delays the normal answer."""
         with self._lock:
-            self.send_requests += 1
-            fault = self._faults.popleft() if self._faults else None
+            fault = queue.popleft() if queue else None
+        if fault is None:
+            return
+        if fault["kind"] == "slow":
+            time.sleep(fault["seconds"])
+            return
         bearer = _bearer(authorization)
-        if fault is not None:
-            if fault["kind"] == "slow":
-                time.sleep(fault["seconds"])
-            else:
-                if fault["kind"] == "expired_token" and bearer:
-                    # Really expire it, so a client that retries without refreshing is caught.
-                    with self._lock:
-                        if bearer in self._tokens:
-                            self._tokens[bearer] = (self._tokens[bearer][0], 0.0)
-                _raise(_fault_response(fault))
+        if fault["kind"] == "expired_token" and bearer:
+            # Really expire it, so a client that retries without refreshing is caught.
+            with self._lock:
+                if bearer in self._tokens:
+                    self._tokens[bearer] = (self._tokens[bearer][0], 0.0)
+        _raise(_fault_response(fault))
 
+    def _project_of(self, authorization: str | None) -> str:
+        """The project the request's bearer token was issued for (401 when none is valid)."""
+        bearer = _bearer(authorization)
         if bearer is None:
             _raise(_unauthenticated(MISSING_CREDENTIALS_MESSAGE))
         with self._lock:
             grant = self._tokens.get(bearer)
         if grant is None or grant[1] <= self.clock():
             _raise(_unauthenticated())
-        if grant[0] != project_id:
-            _raise(
-                _Response(
-                    403,
-                    google_error(
-                        403,
-                        "PERMISSION_DENIED",
-                        f"Permission 'cloudmessaging.messages.create' denied on resource "
-                        f"'//cloudresourcemanager.googleapis.com/projects/{project_id}' "
-                        "(or it may not exist).",
-                        [
-                            {
-                                "@type": ERROR_INFO_TYPE,
-                                "reason": "IAM_PERMISSION_DENIED",
-                                "domain": "cloudresourcemanager.googleapis.com",
-                                "metadata": {
-                                    "permission": "cloudmessaging.messages.create",
-                                    "resource": f"projects/{project_id}",
-                                },
-                            }
-                        ],
-                    ),
-                )
-            )
+        return grant[0]
+
+    def _send(self, project_id: str, authorization: str | None, body: bytes) -> dict:
+        with self._lock:
+            self.send_requests += 1
+        self._apply_fault(self._faults, authorization)
+        if self._project_of(authorization) != project_id:
+            _raise(_permission_denied(project_id, "cloudmessaging.messages.create"))
 
         try:
             payload = json.loads(body.decode("utf-8"))
@@ -985,6 +1102,11 @@ class FakeFCM:
         message = _normalize(raw_message, MESSAGE, "message")
         validate_message(message)
         _check_size(raw_message, message)
+        if message.get("token"):
+            with self._lock:
+                unregistered = message["token"] in self._unregistered
+            if unregistered:
+                _raise(_unregistered_response())
 
         if validate_only:
             # What real FCM answers to a dry run.
@@ -995,16 +1117,246 @@ class FakeFCM:
             self._last_id_us = micros
             half = secrets.token_hex(4)
             message_id = f"0:{micros}%{half}{half}"
-            self._messages.append(
-                {
-                    "project_id": project_id,
-                    "message": message,
-                    "message_id": message_id,
-                    "received_at": now,
-                    "raw": raw_message,
-                }
+            name = f"projects/{project_id}/messages/{message_id}"
+            record = {
+                "project_id": project_id,
+                "message": message,
+                "message_id": message_id,
+                "name": name,
+                "received_at": now,
+                "raw": raw_message,
+            }
+            if message.get("topic") or message.get("condition"):
+                record["reached"] = self._reached(project_id, message)
+            self._messages.append(record)
+        return {"name": name}
+
+    def _reached(self, project_id: str, message: dict) -> list[str]:
+        """Tokens of the project whose topics satisfy the message's target (under the lock)."""
+        if message.get("topic"):
+            topic = message["topic"]
+
+            def matches(subscribed):
+                return topic in subscribed
+        else:
+            matches = _check_condition(message["condition"])
+        tokens = self._subscriptions.get(project_id, {})
+        return sorted(token for token, topics in tokens.items() if topics and matches(topics))
+
+    # subscription APIs
+    def _admit(self, project_id: str, new: int) -> float | None:
+        """Count ``new`` subscriptions against the project's rate (under the lock); None when
+        admitted, else the seconds until enough of the last second's have aged out."""
+        if new <= 0:
+            return None
+        now = time.monotonic()
+        log = self._subscription_log.setdefault(project_id, deque())
+        while log and log[0][0] <= now - 1.0:
+            log.popleft()
+        used = sum(count for _, count in log)
+        if used + new > self.subscription_rate:
+            return (log[0][0] + 1.0 - now) if log else 1.0
+        log.append((now, new))
+        return None
+
+    def _subscription_request(self, authorization: str | None) -> str:
+        """Count, apply a scripted fault, authenticate: the project of the request."""
+        with self._lock:
+            self.subscription_requests += 1
+        self._apply_fault(self._subscription_faults, authorization)
+        return self._project_of(authorization)
+
+    def _batch(self, adds: bool, headers, body: bytes) -> dict:
+        """Instance ID ``iid/v1:batchAdd`` / ``:batchRemove``."""
+        project_id = self._subscription_request(headers.get("Authorization"))
+        if (headers.get("access_token_auth") or "").strip().lower() != "true":
+            # Without it the Authorization header is read as a legacy API key, which no
+            # longer authorises anything.
+            _raise(_Response(401, HTML_401))
+        payload = _request_json(body)
+        unknown = sorted(set(payload) - {"to", "registration_tokens"})
+        if unknown:
+            _raise(_bad_request(f'Invalid JSON payload received. Unknown name "{unknown[0]}".'))
+        to = payload.get("to")
+        if not isinstance(to, str) or not to.startswith("/topics/"):
+            _raise(_bad_request(f"Invalid 'to': expected /topics/NAME, got {to!r}"))
+        topic = to.removeprefix("/topics/")
+        if not _subscription_topic_ok(topic):
+            _raise(_bad_request(f"Invalid topic name: {topic!r}"))
+        tokens = payload.get("registration_tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            _raise(_bad_request("registration_tokens must be a list of strings"))
+        if not 1 <= len(tokens) <= MAX_BATCH_TOKENS:
+            _raise(
+                _bad_request(
+                    f"registration_tokens must hold 1 to {MAX_BATCH_TOKENS} tokens, "
+                    f"got {len(tokens)}"
+                )
             )
-        return {"name": f"projects/{project_id}/messages/{message_id}"}
+        with self._lock:
+            subscriptions = self._subscriptions.setdefault(project_id, {})
+            results: list[dict] = []
+            new: list[str] = []
+            for token in tokens:
+                if not REGISTRATION_TOKEN_RE.fullmatch(token):
+                    results.append({"error": "INVALID_ARGUMENT"})
+                elif token in self._unregistered:
+                    results.append({"error": "NOT_FOUND"})
+                elif not adds or topic in subscriptions.get(token, ()) or token in new:
+                    results.append({})
+                elif len(subscriptions.get(token, ())) >= MAX_TOPICS_PER_TOKEN:
+                    results.append({"error": "TOO_MANY_TOPICS"})
+                else:
+                    results.append({})
+                    new.append(token)
+            wait = self._admit(project_id, len(new))
+            if wait is not None:
+                _raise(_rate_limited(wait))
+            now = self.clock()
+            for token in new:
+                subscriptions.setdefault(token, {})[topic] = now
+            if not adds:
+                for token, result in zip(tokens, results, strict=True):
+                    if not result:
+                        subscriptions.get(token, {}).pop(topic, None)
+        return {"results": results}
+
+    def _topic_subscriptions(
+        self, method: str, project_id: str, token: str, topic: str | None, query: dict,
+        headers, body: bytes,
+    ) -> dict:  # fmt: skip
+        """The FCM v1 topic subscription API: one registration, one topic per call."""
+        if self._subscription_request(headers.get("Authorization")) != project_id:
+            _raise(_permission_denied(project_id, "firebasemessaging.topicSubscriptions.manage"))
+        if body.strip():
+            _request_json(body)  # must be {} (or empty) when present
+        if method == "POST":
+            topic = (query.get("topic_name") or [None])[0]
+            if topic is None:
+                _raise(_invalid_argument("topic_name", "topic_name is required"))
+        if topic is not None and not _subscription_topic_ok(topic):
+            _raise(_invalid_argument("topic_name", f"Invalid topic name: {topic!r}"))
+        if not REGISTRATION_TOKEN_RE.fullmatch(token):
+            _raise(_invalid_argument("parent", "The registration token is not a valid FCM token"))
+        with self._lock:
+            if token in self._unregistered:
+                _raise(_unregistered_response())
+            topics = self._subscriptions.setdefault(project_id, {}).setdefault(token, {})
+            prefix = f"projects/{project_id}/registrations/{token}/topicSubscriptions/"
+
+            def resource(name: str) -> dict:
+                return {
+                    "name": prefix + name,
+                    "topic_name": name,
+                    "create_time": _rfc3339(topics[name]),
+                }
+
+            if method == "POST":
+                if topic in topics:
+                    _raise(_Response(409, google_error(409, "ALREADY_EXISTS",
+                                                       "Requested entity already exists")))  # fmt: skip
+                if len(topics) >= MAX_TOPICS_PER_TOKEN:
+                    _raise(
+                        _Response(
+                            400,
+                            fcm_error(400, "FAILED_PRECONDITION", "TOO_MANY_TOPICS",
+                                      f"At most {MAX_TOPICS_PER_TOKEN} topics per app instance."),
+                        )
+                    )  # fmt: skip
+                wait = self._admit(project_id, 1)
+                if wait is not None:
+                    _raise(_rate_limited(wait))
+                topics[topic] = self.clock()
+                return resource(topic)
+            if topic is None:  # list
+                names = sorted(topics)
+                size = _int_param(query, "pageSize", DEFAULT_PAGE_SIZE)
+                size = min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
+                start = _int_param(query, "pageToken", 0) if query.get("pageToken") else 0
+                page = [resource(name) for name in names[start : start + size]]
+                answer: dict = {"topic_subscriptions": page} if page else {}
+                if start + size < len(names):
+                    answer["next_page_token"] = str(start + size)
+                return answer
+            if topic not in topics:
+                _raise(_Response(404, google_error(404, "NOT_FOUND",
+                                                   "Requested entity was not found.")))  # fmt: skip
+            if method == "GET":
+                return resource(topic)
+            del topics[topic]
+            return {}
+
+
+def _permission_denied(project_id: str, permission: str) -> _Response:
+    return _Response(
+        403,
+        google_error(
+            403,
+            "PERMISSION_DENIED",
+            f"Permission '{permission}' denied on resource "
+            f"'//cloudresourcemanager.googleapis.com/projects/{project_id}' "
+            "(or it may not exist).",
+            [
+                {
+                    "@type": ERROR_INFO_TYPE,
+                    "reason": "IAM_PERMISSION_DENIED",
+                    "domain": "cloudresourcemanager.googleapis.com",
+                    "metadata": {"permission": permission, "resource": f"projects/{project_id}"},
+                }
+            ],
+        ),
+    )
+
+
+def _unregistered_response() -> _Response:
+    return _Response(
+        404, fcm_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
+    )
+
+
+def _rate_limited(wait: float) -> _Response:
+    return _Response(
+        429,
+        google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'New topic subscriptions' and limit "
+            "'New topic subscriptions per second' of the project.",
+        ),
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+def _bad_request(message: str) -> _Response:
+    return _Response(400, google_error(400, "INVALID_ARGUMENT", message))
+
+
+def _request_json(body: bytes) -> dict:
+    try:
+        value = json.loads(body.decode("utf-8") or "null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _raise(_bad_request(f"Invalid JSON payload received. {exc}"))
+    if not isinstance(value, dict):
+        _raise(_bad_request("Invalid JSON payload received. Expected an object."))
+    return value
+
+
+def _subscription_topic_ok(topic: str) -> bool:
+    return bool(TOPIC_RE.fullmatch(topic)) and len(topic) <= MAX_SUBSCRIPTION_TOPIC_LENGTH
+
+
+def _int_param(query: dict, name: str, default: int) -> int:
+    raw = (query.get(name) or [None])[0]
+    if raw is None:
+        return default
+    if not DIGITS_RE.fullmatch(raw):
+        _raise(_bad_value(name, INT, raw))
+    return int(raw)
+
+
+def _rfc3339(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -1131,6 +1483,14 @@ class _Handler(BaseHTTPRequestHandler):
         match = SEND_PATH_RE.fullmatch(path)
         if match and method == "POST":
             return fake._send(match.group(1), self.headers.get("Authorization"), body)
+        if path in IID_PATHS and method == "POST":
+            return fake._batch(IID_PATHS[path], self.headers, body)
+        match = TOPIC_SUBSCRIPTIONS_PATH_RE.fullmatch(path)
+        if match and method in (("GET", "POST") if match.group(3) is None else ("GET", "DELETE")):
+            project_id, token, topic = match.groups()
+            return fake._topic_subscriptions(
+                method, project_id, token, topic, query, self.headers, body
+            )
         if path == "/token" and method == "POST":
             return fake._grant(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
         if path == "/healthz" and method == "GET":
@@ -1152,6 +1512,20 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError as exc:
                 _raise(_control_error(str(exc)))
             return {"queued": len(faults)}
+        if path == "/_fake/unregister" and method == "POST":
+            tokens = _json_body(body).get("tokens")
+            try:
+                fake.unregister(tokens if isinstance(tokens, list) else "")
+            except ValueError as exc:
+                _raise(_control_error(str(exc)))
+            return {"unregistered": len(tokens)}
+        if path == "/_fake/subscriptions" and method == "GET":
+            project_id = (query.get("project_id") or [None])[0]
+            if not project_id:
+                _raise(_control_error("project_id is required"))
+            return {"subscriptions": fake.subscriptions(project_id)}
+        if path == "/_fake/reach" and method == "GET":
+            return {"reach": fake.reach((query.get("project_id") or [None])[0])}
         if path == "/_fake/accounts" and method == "POST":
             info = _json_body(body)
             try:

@@ -4,6 +4,7 @@ Assertions are signed here with PyJWT directly (and once with google-auth, the l
 senders use) so that the fake is checked independently of our own client.
 """
 
+import datetime as dt
 import functools
 import json
 import re
@@ -655,6 +656,8 @@ def test_http_control_endpoints(http, fake):
         "token_requests": 1,
         "send_requests": 2,
         "messages": 1,
+        "subscription_requests": 0,
+        "subscriptions": 0,
     }
 
     assert http.delete("/_fake/messages").status_code == 200
@@ -662,6 +665,8 @@ def test_http_control_endpoints(http, fake):
         "token_requests": 0,
         "send_requests": 0,
         "messages": 0,
+        "subscription_requests": 0,
+        "subscriptions": 0,
     }
     assert http.get("/_fake/messages").json() == {"messages": []}
 
@@ -761,3 +766,311 @@ def test_expire_tokens(fake, send, http, account):
     assert send({"topic": "x"}).status_code == 401
     fresh = grant(http, assertion(account)).json()["access_token"]
     assert send({"topic": "x"}, bearer=fresh).status_code == 200
+
+
+# --- topic subscriptions: Instance ID batch API ----------------------------------------------
+def device(i: int) -> str:
+    """A plausible registration token."""
+    return f"fid{i:05d}:APA91b" + "x" * 20
+
+
+@pytest.fixture
+def batch(http, token):
+    def _batch(tokens=None, topic="/topics/news", *, add=True, bearer=token, iid_header=True,
+               raw=None):  # fmt: skip
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        if iid_header:
+            headers["access_token_auth"] = "true"
+        body = raw if raw is not None else {"to": topic, "registration_tokens": tokens}
+        path = "/iid/v1:batchAdd" if add else "/iid/v1:batchRemove"
+        kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+        return http.post(path, headers=headers, **kwargs)
+
+    return _batch
+
+
+def test_batch_add_and_remove(fake, batch):
+    tokens = [device(i) for i in range(3)]
+    response = batch(tokens)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"results": [{}, {}, {}]}
+    assert batch(tokens[:1], "/topics/sports").status_code == 200
+    assert fake.subscriptions(PROJECT) == {
+        tokens[0]: ["news", "sports"], tokens[1]: ["news"], tokens[2]: ["news"]
+    }  # fmt: skip
+    assert fake.subscriptions(OTHER) == {}
+    # Adding again is no error; removing what was never there neither.
+    assert batch(tokens).json() == {"results": [{}, {}, {}]}
+    assert batch(tokens[1:], "/topics/sports", add=False).json() == {"results": [{}, {}]}
+    assert batch(tokens[:2], add=False).json() == {"results": [{}, {}]}
+    assert fake.subscriptions(PROJECT) == {tokens[0]: ["sports"], tokens[2]: ["news"]}
+    assert fake.stats()["subscription_requests"] == 5 and fake.stats()["subscriptions"] == 2
+
+
+def test_batch_per_token_errors_in_order(fake, batch):
+    gone = device(1)
+    fake.unregister([gone])
+    response = batch([device(0), "short", gone, "bad token with spaces!!", device(2)])
+    assert response.status_code == 200
+    assert response.json()["results"] == [
+        {}, {"error": "INVALID_ARGUMENT"}, {"error": "NOT_FOUND"}, {"error": "INVALID_ARGUMENT"}, {}
+    ]  # fmt: skip
+    assert sorted(fake.subscriptions(PROJECT)) == [device(0), device(2)]
+    assert batch([gone], add=False).json()["results"] == [{"error": "NOT_FOUND"}]
+
+
+def test_unregister_drops_subscriptions(fake, batch, send):
+    batch([device(0), device(1)])
+    fake.unregister([device(0)])
+    assert fake.subscriptions(PROJECT) == {device(1): ["news"]}
+    response = send({"token": device(0)})
+    assert (response.status_code, error_code(response)) == (404, "UNREGISTERED")
+    assert send({"token": device(1)}).status_code == 200
+
+
+def test_batch_too_many_topics_per_token(fake, batch):
+    with fake._lock:  # 1,999 topics already
+        fake._subscriptions[PROJECT] = {device(0): {f"t{i}": 0.0 for i in range(1999)}}
+    assert batch([device(0)], "/topics/one-more").json() == {"results": [{}]}
+    assert batch([device(0), device(1)], "/topics/too-many").json() == {
+        "results": [{"error": "TOO_MANY_TOPICS"}, {}]
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "/topics/news", "registration_tokens": []},
+        {"to": "/topics/news", "registration_tokens": [device(i) for i in range(1001)]},
+        {"to": "/topics/news", "registration_tokens": "fid00000:APA91b"},
+        {"to": "/topics/news", "registration_tokens": [42]},
+        {"to": "/topics/bad topic", "registration_tokens": [device(0)]},
+        {"to": "/topics/" + "x" * 901, "registration_tokens": [device(0)]},
+        {"to": "news", "registration_tokens": [device(0)]},
+        {"to": "/topics/", "registration_tokens": [device(0)]},
+        {"registration_tokens": [device(0)]},
+        {"to": "/topics/news", "registration_tokens": [device(0)], "extra": 1},
+        b"{not json",
+        b"[]",
+    ],
+    ids=["empty", "1001", "not-a-list", "not-strings", "bad-topic", "901-char-topic",
+         "bare-name", "no-name", "no-to", "unknown-field", "not-json", "not-an-object"],
+)  # fmt: skip
+def test_batch_rejects_bad_requests(fake, batch, body):
+    response = batch(raw=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert fake.subscriptions(PROJECT) == {}
+
+
+def test_batch_accepts_1000_tokens(fake, batch):
+    response = batch([device(i) for i in range(1000)])
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1000 and len(fake.subscriptions(PROJECT)) == 1000
+
+
+def test_batch_auth(fake, batch):
+    missing = batch([device(0)], bearer=None)
+    assert missing.status_code == 401 and missing.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert batch([device(0)], bearer="ya29.made-up").status_code == 401
+    no_header = batch([device(0)], iid_header=False)
+    assert no_header.status_code == 401 and "Unauthorized" in no_header.text
+    assert fake.subscriptions(PROJECT) == {}
+
+
+def test_batch_uses_the_project_of_the_token(fake, http, batch, other_account):
+    other = grant(http, assertion(other_account)).json()["access_token"]
+    batch([device(0)], bearer=other)
+    assert fake.subscriptions(OTHER) == {device(0): ["news"]}
+    assert fake.subscriptions(PROJECT) == {}
+
+
+def test_new_subscriptions_are_rate_limited(account, http):
+    with FakeFCM(subscription_rate=5) as limited, httpx.Client(base_url=limited.base_url) as c:
+        limited.register_account(account | {"token_uri": limited.token_uri})
+        bearer = grant(c, assertion(account)).json()["access_token"]
+        headers = {"Authorization": f"Bearer {bearer}", "access_token_auth": "true"}
+
+        def add(tokens, topic="news"):
+            body = {"to": f"/topics/{topic}", "registration_tokens": tokens}
+            return c.post("/iid/v1:batchAdd", json=body, headers=headers)
+
+        assert add([device(i) for i in range(4)]).status_code == 200
+        assert add([device(i) for i in range(4)]).status_code == 200  # nothing new
+        refused = add([device(i) for i in range(4, 6)])  # 4 + 2 > 5: all refused
+        assert refused.status_code == 429
+        assert refused.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+        assert refused.headers["Retry-After"] == "1"
+        assert len(limited.subscriptions(PROJECT)) == 4
+        path = f"/v1/projects/{PROJECT}/registrations/{device(9)}/topicSubscriptions"
+        assert c.post(path, params={"topic_name": "x"}, json={}, headers=headers).status_code == 200
+        assert c.post(path, params={"topic_name": "y"}, json={}, headers=headers).status_code == 429
+        assert add([device(0)], "news").status_code == 200  # removing/re-adding is not new
+        time.sleep(1.05)
+        assert add([device(i) for i in range(4, 6)]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"), [("quota", 429), ("unavailable", 503), ("internal", 500), ("html502", 502)]
+)
+def test_subscription_faults(fake, batch, send, kind, status):
+    fake.inject({"kind": kind, "api": "subscriptions", "retry_after": 2})
+    response = batch([device(0)])
+    assert response.status_code == status
+    assert response.headers["Retry-After"] == "2"
+    assert send({"topic": "news"}).status_code == 200  # sends are not hit by it
+    assert batch([device(0)]).status_code == 200
+    fake.inject({"kind": "unavailable"})  # a send fault does not hit subscriptions
+    assert batch([device(1)]).status_code == 200
+    assert send({"topic": "news"}).status_code == 503
+
+
+def test_slow_subscription_fault(fake, batch):
+    fake.inject({"kind": "slow", "seconds": 0.3, "api": "subscriptions"})
+    started = time.monotonic()
+    assert batch([device(0)]).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_fault_api_is_checked(fake, http):
+    with pytest.raises(ValueError):
+        fake.inject({"kind": "quota", "api": "topics"})
+    assert (
+        http.post("/_fake/faults", json={"faults": [{"kind": "quota", "api": 1}]}).status_code
+        == 400
+    )
+
+
+# --- topic subscriptions: FCM v1 API ----------------------------------------------------------
+@pytest.fixture
+def v1(http, token):
+    def _v1(method, registration, topic=None, *, project=PROJECT, bearer=token, params=None):
+        path = f"/v1/projects/{project}/registrations/{registration}/topicSubscriptions"
+        if topic is not None:
+            path += f"/{topic}"
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        kwargs = {"json": {}} if method == "POST" else {}
+        return http.request(method, path, headers=headers, params=params, **kwargs)
+
+    return _v1
+
+
+def test_v1_subscribe_list_unsubscribe(fake, v1, clock):
+    before = clock()
+    created = v1("POST", device(0), params={"topic_name": "news"})
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert body["topic_name"] == "news"
+    assert body["name"] == f"projects/{PROJECT}/registrations/{device(0)}/topicSubscriptions/news"
+    stamp = dt.datetime.strptime(body["create_time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert abs(stamp.replace(tzinfo=dt.UTC).timestamp() - before) < 5
+    again = v1("POST", device(0), params={"topic_name": "news"})
+    assert again.status_code == 409 and again.json()["error"]["status"] == "ALREADY_EXISTS"
+    assert v1("POST", device(0), params={"topic_name": "a.b~c%d"}).status_code == 200
+    listed = v1("GET", device(0)).json()["topic_subscriptions"]
+    assert [s["topic_name"] for s in listed] == ["a.b~c%d", "news"]
+    assert v1("GET", device(0), "news").json()["topic_name"] == "news"
+    assert fake.subscriptions(PROJECT) == {device(0): ["a.b~c%d", "news"]}
+    assert v1("DELETE", device(0), "news").status_code == 200
+    missing = v1("DELETE", device(0), "news")
+    assert missing.status_code == 404 and error_code(missing) is None
+    assert v1("GET", device(0), "news").status_code == 404
+    assert v1("GET", device(1)).json() == {}  # a valid token without subscriptions
+
+
+def test_v1_list_pages(fake, v1):
+    with fake._lock:
+        fake._subscriptions[PROJECT] = {device(0): {f"t{i:02d}": 0.0 for i in range(5)}}
+    first = v1("GET", device(0), params={"pageSize": 3}).json()
+    assert [s["topic_name"] for s in first["topic_subscriptions"]] == ["t00", "t01", "t02"]
+    rest = v1("GET", device(0), params={"pageSize": 3, "pageToken": first["next_page_token"]})
+    assert [s["topic_name"] for s in rest.json()["topic_subscriptions"]] == ["t03", "t04"]
+    assert "next_page_token" not in rest.json()
+
+
+def test_v1_errors(fake, v1, http, other_account):
+    fake.unregister([device(5)])
+    gone = v1("POST", device(5), params={"topic_name": "news"})
+    assert gone.status_code == 404
+    assert (gone.json()["error"]["status"], error_code(gone)) == ("NOT_FOUND", "UNREGISTERED")
+    assert error_code(v1("DELETE", device(5), "news")) == "UNREGISTERED"
+    assert error_code(v1("GET", device(5))) == "UNREGISTERED"
+    for response in (
+        v1("POST", "short", params={"topic_name": "news"}),
+        v1("POST", device(0), params={"topic_name": "bad topic"}),
+        v1("POST", device(0), params={"topic_name": "x" * 901}),
+        v1("POST", device(0)),
+        v1("DELETE", device(0), "bad topic"),
+    ):
+        assert response.status_code == 400, response.text
+        assert error_code(response) == "INVALID_ARGUMENT"
+    denied = v1("POST", device(0), project=OTHER, params={"topic_name": "news"})
+    assert denied.status_code == 403 and denied.json()["error"]["status"] == "PERMISSION_DENIED"
+    assert v1("POST", device(0), bearer=None, params={"topic_name": "news"}).status_code == 401
+    assert v1("POST", device(0), "news").status_code == 404  # no such method: HTML 404
+    with fake._lock:
+        fake._subscriptions[PROJECT] = {device(0): {f"t{i}": 0.0 for i in range(2000)}}
+    full = v1("POST", device(0), params={"topic_name": "news"})
+    assert (full.status_code, error_code(full)) == (400, "TOO_MANY_TOPICS")
+    assert fake.subscriptions(OTHER) == {}
+
+
+def test_v1_subscription_faults(fake, v1):
+    fake.inject({"kind": "quota", "api": "subscriptions", "retry_after": 4})
+    refused = v1("POST", device(0), params={"topic_name": "news"})
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "4")
+    assert v1("POST", device(0), params={"topic_name": "news"}).status_code == 200
+
+
+# --- reach --------------------------------------------------------------------------------------
+def test_reach_of_topic_and_condition_sends(fake, batch, send):
+    a, b, c, d = (device(i) for i in range(4))
+    batch([a, b, c], "/topics/sports")
+    batch([a, d], "/topics/news")
+    batch([b], "/topics/weather")
+    condition = "'sports' in topics && !('news' in topics || 'weather' in topics)"
+    names = {
+        "sports": send({"topic": "sports"}).json()["name"],
+        "condition": send({"condition": condition}).json()["name"],
+        "either": send({"condition": "'news' in topics || 'weather' in topics"}).json()["name"],
+        "nobody": send({"topic": "nobody"}).json()["name"],
+    }
+    send({"topic": "sports"}, validate_only=True)  # not a send: reaches nobody
+    send({"token": a})  # a token send is no topic fan-out
+    records = {m["name"]: m for m in fake.messages(PROJECT)}
+    assert records[names["sports"]]["reached"] == [a, b, c]
+    assert records[names["condition"]]["reached"] == [c]
+    assert records[names["either"]]["reached"] == [a, b, d]
+    assert records[names["nobody"]]["reached"] == []
+    assert fake.reach(PROJECT) == {
+        a: [names["sports"], names["either"]],
+        b: [names["sports"], names["either"]],
+        c: [names["sports"], names["condition"]],
+        d: [names["either"]],
+    }
+    assert fake.reach(OTHER) == {}
+    # Reach is fixed when a message is accepted: later changes do not rewrite it.
+    batch([c], "/topics/news")
+    assert fake.reach(PROJECT)[c] == [names["sports"], names["condition"]]
+
+
+def test_http_subscription_control_endpoints(fake, http, batch, send):
+    batch([device(0), device(1)])
+    name = send({"topic": "news"}).json()["name"]
+    listed = http.get("/_fake/subscriptions", params={"project_id": PROJECT}).json()
+    assert listed == {"subscriptions": {device(0): ["news"], device(1): ["news"]}}
+    assert http.get("/_fake/subscriptions").status_code == 400
+    assert http.get("/_fake/reach", params={"project_id": PROJECT}).json() == {
+        "reach": {device(0): [name], device(1): [name]}
+    }
+    assert http.get("/_fake/messages").json()["messages"][0]["reached"] == [device(0), device(1)]
+    assert http.post("/_fake/unregister", json={"tokens": [device(0)]}).json() == {
+        "unregistered": 1
+    }
+    assert http.post("/_fake/unregister", json={"tokens": "x"}).status_code == 400
+    assert fake.subscriptions(PROJECT) == {device(1): ["news"]}
+    stats = http.get("/_fake/stats").json()
+    assert (stats["subscription_requests"], stats["subscriptions"]) == (1, 1)
+    assert http.delete("/_fake/messages").status_code == 200  # resets subscriptions too
+    assert fake.subscriptions(PROJECT) == {} and fake.reach() == {}
+    assert batch([device(0)]).json() == {"results": [{}]}  # no longer unregistered
