@@ -15,6 +15,7 @@ from apps.campaigns import recurrence, selectors, services
 from apps.campaigns.filters import CampaignFilter
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.serializers import (
+    CampaignDetailSerializer,
     CampaignSerializer,
     CampaignWriteSerializer,
     DeliverySerializer,
@@ -123,9 +124,12 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     def refine_queryset(self, queryset):
         return selectors.campaigns_for_listing(queryset)
 
+    def get_serializer_class(self):
+        return CampaignSerializer if self.action == "list" else CampaignDetailSerializer
+
     def _campaign_response(self, campaign: Campaign, status_code: int = status.HTTP_200_OK):
         fresh = selectors.get_campaign(workspace=self.workspace, campaign_id=campaign.pk)
-        return Response(CampaignSerializer(fresh).data, status=status_code)
+        return Response(CampaignDetailSerializer(fresh).data, status=status_code)
 
     @extend_schema(
         summary="Create a campaign",
@@ -137,7 +141,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "checked as FCM would check the message: a message FCM would refuse is a 400 "
         "VALIDATION_ERROR naming the content and field. Members and above.",
         request=CampaignWriteSerializer,
-        responses={201: CampaignSerializer},
+        responses={201: CampaignDetailSerializer},
         examples=CREATE_EXAMPLES,
     )
     def create(self, request):
@@ -159,7 +163,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "items with an `id` keep (and update) that content, the others are added. Members "
         "and above.",
         request=CampaignWriteSerializer(partial=True),
-        responses=CampaignSerializer,
+        responses=CampaignDetailSerializer,
         examples=[
             OpenApiExample(
                 "Rename",
@@ -218,7 +222,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "in the past, an invalid or unbounded rule (SECONDLY, MINUTELY, COUNT over 10,000...) "
         "or one with no future run is a 400 VALIDATION_ERROR naming the field.",
         request=ScheduleSerializer,
-        responses=CampaignSerializer,
+        responses=CampaignDetailSerializer,
         examples=SCHEDULE_EXAMPLES,
     )
     @action(detail=True, methods=["post"])
@@ -244,7 +248,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "Schedule it again when ready. Members and above. Any other state (a draft, a "
         "campaign running right now, a finished one): 409 INVALID_TRANSITION.",
         request=None,
-        responses=CampaignSerializer,
+        responses=CampaignDetailSerializer,
     )
     @action(detail=True, methods=["post"])
     def unschedule(self, request, campaign_id=None):
@@ -258,7 +262,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "/duplicate it to run it again). Members and above. A running, completed, cancelled "
         "or failed campaign: 409 INVALID_TRANSITION with the allowed transitions.",
         request=None,
-        responses=CampaignSerializer,
+        responses=CampaignDetailSerializer,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, campaign_id=None):
@@ -272,7 +276,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "dates, but no start time (set it, then schedule) and no run history. The way to run "
         "a completed, cancelled or failed campaign again. Members and above.",
         request=None,
-        responses={201: CampaignSerializer},
+        responses={201: CampaignDetailSerializer},
     )
     @action(detail=True, methods=["post"])
     def duplicate(self, request, campaign_id=None):

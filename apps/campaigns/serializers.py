@@ -11,6 +11,7 @@ from apps.campaigns.models import DELIVERY_OPTION_FIELDS, Campaign, CampaignCont
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
 from apps.common.serializers import OptionalURLField, TimeZoneField, prohibit_null_keys
+from apps.devices import selectors as devices
 from apps.notifications.models import Delivery
 
 
@@ -116,6 +117,29 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     def get_allowed_transitions(self, campaign: Campaign) -> list[str]:
         return allowed_transitions(campaign.status)
+
+
+class AudienceEstimateSerializer(serializers.Serializer):
+    devices = serializers.IntegerField()
+    by_platform = serializers.DictField(child=serializers.IntegerField())
+
+
+class CampaignDetailSerializer(CampaignSerializer):
+    """One campaign, with who its target reaches now."""
+
+    audience_estimate = serializers.SerializerMethodField(
+        help_text="Active devices registered through PushPilot that the target reaches now, "
+        "in total and per platform (see GET /audience/estimate)."
+    )
+
+    class Meta(CampaignSerializer.Meta):
+        fields = [*CampaignSerializer.Meta.fields, "audience_estimate"]
+        read_only_fields = fields
+
+    @extend_schema_field(AudienceEstimateSerializer)
+    def get_audience_estimate(self, campaign: Campaign) -> dict:
+        estimate = devices.estimate(workspace_id=campaign.workspace_id, **campaign.target)
+        return {"devices": estimate["devices"], "by_platform": estimate["by_platform"]}
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):

@@ -42,6 +42,7 @@ PATH_PARAMETERS = {
     "ingest_key_id": "The ingest key's `id` (not its secret).",
     "notification_id": "The notification's id (`pushpilot_notification_id` in the push's data).",
     "token": "The invitation token, from the invitation email or the response that created it.",
+    "device_token": "The device's FCM registration token, as the app registered it.",
 }
 
 

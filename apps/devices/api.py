@@ -140,8 +140,8 @@ class DeviceTokenView(_AppFacing):
         request=None,
         responses={204: None},
     )
-    def delete(self, request, token):
-        services.unregister(workspace_id=self.workspace_id(request), token=token)
+    def delete(self, request, device_token):
+        services.unregister(workspace_id=self.workspace_id(request), token=device_token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

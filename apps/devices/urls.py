@@ -11,7 +11,7 @@ urlpatterns = [
     # Not workspace-scoped: the ingest key names the workspace (see the tenancy allowlist).
     path("devices", api.DeviceRegisterView.as_view(), name="device-register"),
     path("devices/batch", api.DeviceBatchView.as_view(), name="device-batch"),
-    path("devices/<str:token>", api.DeviceTokenView.as_view(), name="device-token"),
+    path("devices/<str:device_token>", api.DeviceTokenView.as_view(), name="device-token"),
     path("audience/topics", api.AudienceTopicsView.as_view(), name="audience-topics"),
     path("audience/estimate", api.AudienceEstimateView.as_view(), name="audience-estimate"),
 ]

@@ -40,6 +40,7 @@ from apps.campaigns import services as campaigns
 from apps.common import bulk
 from apps.common.logging import get_logger
 from apps.common.retry import backoff
+from apps.devices import services as devices
 from apps.notifications import planning
 from apps.notifications.metrics import (
     dispatch_backlog,
@@ -284,11 +285,11 @@ def beat(name: str, *, now: datetime | None = None) -> None:
 
 
 def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
-    """Claim what is due (while the backlog has room), reap expired leases and refill plans
-    now and then, beat, and sleep until the next delivery may be claimed (at most the
+    """Claim what is due (while the backlog has room), reap expired leases, refill plans and
+    re-queue waiting device syncs now and then, beat, and sleep until the next delivery may be claimed (at most the
     interval). A failing round is retried with backoff: the loop outlives every failure."""
     name = name or f"{socket.gethostname()}:{os.getpid()}"
-    timers = {"reap": 0.0, "plan": 0.0, "beat": 0.0}
+    timers = {"reap": 0.0, "plan": 0.0, "devices": 0.0, "beat": 0.0}
     counts = DueCounts()
     failures = 0
     while not stop():
@@ -335,6 +336,9 @@ def _now_and_then(timers: dict[str, float], name: str) -> None:
     if clock >= timers["plan"]:
         refill_plans()
         timers["plan"] = clock + settings.PLAN_INTERVAL_SECONDS
+    if clock >= timers["devices"]:
+        devices.requeue_waiting()  # device subscription syncs lost or deferred
+        timers["devices"] = clock + settings.DEVICE_SYNC_SWEEP_SECONDS
     if clock >= timers["beat"]:
         beat(name)
         timers["beat"] = clock + HEARTBEAT_INTERVAL_SECONDS

@@ -34,7 +34,7 @@ from apps.devices.audience import Membership
 from apps.devices.models import Device, DeviceStatus
 from apps.integrations.firebase import crypto, subscriptions
 from apps.integrations.firebase import selectors as firebase
-from apps.integrations.firebase.client import FcmError, QuotaExceeded
+from apps.integrations.firebase.client import FcmError
 
 logger = get_logger("pushpilot.devices")
 
@@ -103,14 +103,11 @@ def sync_workspace(workspace_id) -> SyncReport:
         except FcmError as exc:
             _record(workspace_id, claim, claimed, report)
             _release(claim)
-            seconds = (
-                exc.retry_after
-                if isinstance(exc, QuotaExceeded) and exc.retry_after
-                else (settings.DEVICE_SYNC_RETRY_SECONDS)
-            )
+            # 429 and 5xx pass; a refused credential waits for the connection to be mended.
+            seconds = exc.retry_after or settings.DEVICE_SYNC_RETRY_SECONDS
             logger.warning("device_sync_deferred", workspace_id=str(workspace_id),
-                           error=exc.code, retry_in=seconds)  # fmt: skip
-            raise RetryLater(seconds, exc.code) from exc
+                           error=exc.error_code, retry_in=seconds)  # fmt: skip
+            raise RetryLater(seconds, exc.error_code) from exc
         _record(workspace_id, claim, claimed, report)
 
 
