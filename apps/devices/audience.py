@@ -7,6 +7,7 @@ one multi-row upsert per table, rows sorted by key so that concurrent writers lo
 the same order (no deadlocks).
 """
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -40,11 +41,21 @@ def apply(workspace_id, changes: Iterable[tuple[Membership | None, Membership | 
             profiles[(membership.platform, topic_list(membership.topics))] += sign
             for topic in membership.topics:
                 topics[(topic, membership.platform)] += sign
-    _add(AudienceProfile, ("platform", "topic_list"), workspace_id, profiles)
+    _add(
+        AudienceProfile,
+        ("platform", "topic_key", "topic_list"),
+        workspace_id,
+        {(platform, _digest(listed), listed): n for (platform, listed), n in profiles.items()},
+    )
     _add(TopicAudience, ("topic", "platform"), workspace_id, topics)
 
 
-def _add(model, key_names: tuple[str, str], workspace_id, deltas: Counter) -> None:
+def _digest(listed: str) -> str:
+    return hashlib.sha256(listed.encode()).hexdigest()
+
+
+def _add(model, names: tuple[str, ...], workspace_id, deltas: dict) -> None:
+    """Add each delta to its row; the first two names are the row's key (with workspace)."""
     items = sorted((key, n) for key, n in deltas.items() if n)
     if not items:
         return
@@ -52,9 +63,9 @@ def _add(model, key_names: tuple[str, str], workspace_id, deltas: Counter) -> No
     table = connection.ops.quote_name(model._meta.db_table)
     bulk.insert(
         model,
-        ("id", "created_at", "updated_at", "workspace", *key_names, "devices"),
+        ("id", "created_at", "updated_at", "workspace", *names, "devices"),
         [(uuid.uuid4(), now, now, workspace_id, *key, n) for key, n in items],
-        conflict=("workspace", *key_names),
+        conflict=("workspace", *names[:2]),
         on_conflict=f'UPDATE SET "devices" = {table}."devices" + excluded."devices", '
         '"updated_at" = excluded."updated_at"',
     )

@@ -85,12 +85,14 @@ class AudienceProfile(BaseModel):
     )
     platform = models.CharField(max_length=16, choices=Platform.choices)
     topic_list = models.TextField()
+    # SHA-256 of topic_list: the unique key (a list of 100 long topics is too long to index).
+    topic_key = models.CharField(max_length=64)
     devices = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "platform", "topic_list"], name="audience_profile_unique"
+                fields=["workspace", "platform", "topic_key"], name="audience_profile_unique"
             )
         ]
 

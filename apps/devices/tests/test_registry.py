@@ -209,3 +209,10 @@ def test_registration_counts_follow_moves(app, workspace):
 
 def test_max_devices_matches_the_docs():
     assert registry.MAX_DEVICES_PER_REQUEST == 1000
+
+
+def test_the_most_and_longest_topics_fit(app):
+    names = [f"{n:03d}" + "t" * 897 for n in range(registry.MAX_APP_TOPICS)]
+    response = app.post("/api/v1/devices", device(topics=names), format="json")
+    assert response.status_code == 201, response.content
+    assert len(Device.objects.get().topics) == registry.MAX_APP_TOPICS + 3
