@@ -91,6 +91,24 @@ def run(base: str, fake: str) -> None:
     if config["status"] != "connected":
         raise SmokeFailed(f"Firebase status is {config['status']}: {config['last_error']}")
 
+    step("the app registers three devices; the worker subscribes them at the fake FCM")
+    key = expect(api.post("/ingest-keys", json={"name": "Smoke app"}), 201)["secret"]
+    app = httpx.Client(base_url=str(api.base_url), headers={"X-PushPilot-Key": key}, timeout=10)
+    tokens = [f"smoke-device-{n}:APA91b{'s' * 60}" for n in range(3)]
+    devices = [{"token": token, "time_zone": "Europe/Paris", "language": "fr",
+                "platform": "android", "topics": ["smoke-news"]} for token in tokens]  # fmt: skip
+    result = expect(app.post("/devices/batch", json={"devices": devices}), 202)
+    if result["accepted"] != 3:
+        raise SmokeFailed(f"the devices were not accepted: {result}")
+    wait_for("the devices' subscriptions at the fake FCM", lambda: all(
+        "smoke-news" in topics
+        for topics in _subscriptions(fake, tokens)
+    ))  # fmt: skip
+    estimate = expect(api.get("/audience/estimate", params={"topic": "smoke-news"}), 200)
+    if estimate["devices"] != 3:
+        raise SmokeFailed(f"the estimate is {estimate}")
+    print(f"   subscribed; estimate for smoke-news: {estimate['devices']} devices")
+
     step("generate copy")
     generated = expect(
         api.post(
@@ -124,6 +142,9 @@ def run(base: str, fake: str) -> None:
     if messages[0]["message"]["notification"]["title"] != variant["title"]:
         raise SmokeFailed(f"the fake FCM received {messages[0]['message']}")
     print(f"   received {messages[0]['message_id']} on topic {messages[0]['message']['topic']}")
+    if sorted(messages[0]["reached"]) != sorted(tokens):
+        raise SmokeFailed(f"the message reached {messages[0]['reached']}, not the devices")
+    print(f"   it reached the {len(tokens)} registered devices")
 
     step("the campaign's notifications show it sent")
     sent = wait_for("the notification to be marked sent", lambda: expect(
@@ -131,17 +152,23 @@ def run(base: str, fake: str) -> None:
     )["results"])  # fmt: skip
     notification_id = sent[0]["id"]
     print(f"   notification {notification_id} sent")
-    extra_steps(api, campaign["id"], notification_id)
+    extra_steps(api, key, campaign["id"], notification_id)
     print("SMOKE OK", flush=True)
 
 
-def extra_steps(api: httpx.Client, campaign_id: str, notification_id: str) -> None:
+def _subscriptions(fake: str, tokens: list[str]) -> list[list[str]]:
+    held = httpx.get(
+        f"{fake}/_fake/subscriptions", params={"project_id": "smoke-project"}, timeout=10
+    ).json()["subscriptions"]
+    return [held.get(token, []) for token in tokens]
+
+
+def extra_steps(api: httpx.Client, key: str, campaign_id: str, notification_id: str) -> None:
     step("stats show it sent")
     stats = wait_for("stats to count the send", lambda: _totals(api, campaign_id, "sent"))
     print(f"   sent={stats['sent']} opened={stats['opened']}")
 
-    step("the app reports an open with an ingest key")
-    key = expect(api.post("/ingest-keys", json={"name": "Smoke app"}), 201)["secret"]
+    step("the app reports an open with its ingest key")
     event = {
         "id": f"open-{notification_id}",
         "type": "opened",
