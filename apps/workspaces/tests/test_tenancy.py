@@ -156,8 +156,28 @@ def two_workspaces(make_user, make_workspace, add_member, client_for):
         workspace=workspace_a, actor=alice, name="A's campaign", topic="news",
         contents=[{"title": "Hi", "subtitle": "There"}],
     )  # fmt: skip
+    from apps.devices.services import register_one
+
+    register_one(workspace_id=workspace_a.pk, payload=A_DEVICE)
     workspace_b = make_workspace(owner=bob, name="B")
     return workspace_a, workspace_b, client_for(bob)
+
+
+A_DEVICE = {"token": "a-device:APA91b" + "a" * 60, "time_zone": "UTC", "language": "en",
+            "platform": "ios", "topics": ["news"]}  # fmt: skip
+
+
+def test_another_workspaces_app_cannot_touch_its_devices(two_workspaces, app_client, make_key):
+    from apps.devices.models import Device
+
+    workspace_a, workspace_b, _ = two_workspaces
+    before = workspace_rows(workspace_a)
+    app_of_b = app_client(make_key(workspace_b).secret)
+    assert app_of_b.delete(f"/api/v1/devices/{A_DEVICE['token']}").status_code == 404
+    # The same token registered by B's app is B's own device, not A's.
+    assert app_of_b.post("/api/v1/devices", A_DEVICE, format="json").status_code == 201
+    assert Device.objects.filter(workspace=workspace_b).count() == 1
+    assert workspace_rows(workspace_a) == before
 
 
 def test_a_member_of_b_cannot_reach_anything_of_a(two_workspaces):
