@@ -14,3 +14,8 @@ def sync_devices(self, workspace_id: str) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def remap_languages(workspace_id: str) -> None:
     registry.remap_languages(workspace_id=workspace_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def erase_workspace(workspace_id: str) -> None:
+    registry.erase_workspace(workspace_id=workspace_id)

@@ -13,7 +13,6 @@ from apps.common import audit
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.common.logging import get_logger
 from apps.common.tokens import digest_of, issue_secret
-from apps.devices import services as devices
 from apps.devices import tasks as devices_tasks
 from apps.workspaces.errors import AlreadyMember, InvitationExpired, InvitationUsed, LastOwner
 from apps.workspaces.models import (
@@ -79,11 +78,11 @@ def _check_languages(workspace: Workspace, changes: dict) -> None:
 
 @transaction.atomic
 def delete_workspace(*, workspace: Workspace, actor) -> None:
-    """Soft delete; its campaigns stop in the same transaction (nothing more is sent) and
-    its devices are erased (their tokens are personal data)."""
+    """Soft delete; its campaigns stop in the same transaction (nothing more is sent), and
+    its devices are erased right after (their tokens are personal data)."""
     if workspace.mark_deleted():
         campaigns.stop_workspace_campaigns(workspace=workspace, actor=actor)
-        devices.erase_workspace(workspace_id=workspace.pk)
+        devices_tasks.erase_workspace.delay_on_commit(str(workspace.pk))
         audit.record("workspace.deleted", actor=actor, workspace=workspace, target=workspace)
 
 

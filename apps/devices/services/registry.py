@@ -205,12 +205,14 @@ def _register(workspace_id, registrations: list[Registration]) -> RegisterResult
 
 
 def _languages_of(workspace_id) -> tuple[list[str], str]:
-    languages, default = (
-        Workspace.all_objects.filter(pk=workspace_id)
+    found = (
+        Workspace.objects.filter(pk=workspace_id)
         .values_list("languages", "default_language")
-        .get()
+        .first()
     )
-    return languages, default
+    if found is None:  # deleted a moment ago (its key still cached): register nothing
+        raise NotFound("This workspace is deleted.")
+    return found
 
 
 def _insert_new(workspace_id, registrations: list[Registration], now: datetime) -> list:
@@ -331,10 +333,15 @@ def language_topic_for(language: str, languages: list[str], default: str) -> str
     return topics.language_topic(best_language(language, languages, default))
 
 
-def erase_workspace(*, workspace_id: uuid.UUID) -> int:
-    """Delete every device of a deleted workspace and its counts (tokens are personal data;
-    nothing will send to that workspace's topics again)."""
+def erase_workspace(*, workspace_id: uuid.UUID, chunk: int = 10_000) -> int:
+    """Delete every device of a deleted workspace, and its counts (tokens are personal data;
+    nothing will send to that workspace's topics again). In chunks, each its own
+    transaction: a large registry is erased without one long lock."""
     AudienceProfile.objects.filter(workspace_id=workspace_id).delete()
     TopicAudience.objects.filter(workspace_id=workspace_id).delete()
-    deleted, _ = Device.objects.filter(workspace_id=workspace_id).delete()
-    return deleted
+    erased = 0
+    while ids := list(
+        Device.objects.filter(workspace_id=workspace_id).values_list("id", flat=True)[:chunk]
+    ):
+        erased += Device.objects.filter(id__in=ids).delete()[0]
+    return erased

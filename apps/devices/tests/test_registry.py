@@ -165,9 +165,13 @@ def test_unregister_waits_for_the_unsubscriptions(app, workspace):
     assert app.post("/api/v1/devices", device(1), format="json").status_code == 200  # back
 
 
-def test_deleting_the_workspace_erases_its_devices(app, workspace, owner):
+def test_deleting_the_workspace_erases_its_devices(
+    app, workspace, owner, django_capture_on_commit_callbacks
+):
     app.post("/api/v1/devices/batch", {"devices": [device(n) for n in range(3)]}, format="json")
-    workspaces.delete_workspace(workspace=workspace, actor=owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        workspaces.delete_workspace(workspace=workspace, actor=owner)
+    assert app.post("/api/v1/devices", device(9), format="json").status_code in (401, 404)
     assert not Device.objects.exists()
     assert not AudienceProfile.objects.exists()
     assert not TopicAudience.objects.exists()
