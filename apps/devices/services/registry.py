@@ -8,13 +8,14 @@ subscription sync is scheduled after commit for the devices whose topics changed
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.common import bulk
@@ -174,17 +175,18 @@ def _app_topics(value: Any, errors: dict) -> list[str]:
 
 def _register(workspace_id, registrations: list[Registration]) -> RegisterResult:
     now = timezone.now()
-    languages, default = _languages_of(workspace_id)
     latest: dict[str, Registration] = {}
     for registration in registrations:  # the same token twice in a batch: the last one wins
         latest[registration.digest] = registration
-        registration.topics = topics.device_topics(
-            app_topics=registration.app_topics,
-            zone=registration.time_zone,
-            language=best_language(registration.language, languages, default),
-            bucket=topics.bucket_of(registration.digest),
-        )
     with transaction.atomic():
+        languages, default = _languages_of(workspace_id, share_lock=True)
+        for registration in registrations:
+            registration.topics = topics.device_topics(
+                app_topics=registration.app_topics,
+                zone=registration.time_zone,
+                language=best_language(registration.language, languages, default),
+                bucket=topics.bucket_of(registration.digest),
+            )
         fresh = _insert_new(workspace_id, sorted(latest.values(), key=lambda r: r.digest), now)
         new_digests = {r.digest for r in fresh}
         changes = [(None, Membership(r.platform, tuple(r.topics))) for r in fresh]
@@ -204,12 +206,24 @@ def _register(workspace_id, registrations: list[Registration]) -> RegisterResult
     )
 
 
-def _languages_of(workspace_id) -> tuple[list[str], str]:
-    found = (
-        Workspace.objects.filter(pk=workspace_id)
-        .values_list("languages", "default_language")
-        .first()
-    )
+def _languages_of(workspace_id, *, share_lock: bool = False) -> tuple[list[str], str]:
+    """The workspace's languages and default. With `share_lock` (PostgreSQL), a change of
+    them waits for this transaction, and this transaction for a change in progress: the
+    remapping that follows a change always sees the devices registered with the old ones."""
+    if share_lock and connection.vendor == "postgresql":
+        rows = bulk.execute(
+            "SELECT languages, default_language FROM workspaces_workspace "
+            "WHERE id = %s AND NOT is_deleted FOR SHARE",
+            [workspace_id],
+        )
+        found = (rows[0][0] if isinstance(rows[0][0], list) else json.loads(rows[0][0]),
+                 rows[0][1]) if rows else None  # fmt: skip
+    else:
+        found = (
+            Workspace.objects.filter(pk=workspace_id)
+            .values_list("languages", "default_language")
+            .first()
+        )
     if found is None:  # deleted a moment ago (its key still cached): register nothing
         raise NotFound("This workspace is deleted.")
     return found
