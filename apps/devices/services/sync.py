@@ -231,7 +231,8 @@ def requeue_waiting(*, now=None) -> int:
     window allows and not claimed by a live sync (the safety net for lost tasks, syncs
     deferred by FCM, devices waiting for a Firebase connection); returns how many."""
     now = now or timezone.now()
-    settle = now - timedelta(seconds=max(settings.DEVICE_SYNC_COALESCE_SECONDS * 5, 30))
+    # Changed within the last sweep interval: their own task is likely still queued.
+    settle = now - timedelta(seconds=settings.DEVICE_SYNC_SWEEP_SECONDS)
     stale = now - timedelta(seconds=settings.DEVICE_SYNC_CLAIM_SECONDS)
     waiting = set(
         Device.objects.filter(needs_sync=True, updated_at__lt=settle)
