@@ -141,7 +141,10 @@ def ingest(workspace_id, events, now) -> Stored:
     connection.close_if_health_check_failed()
     types: Counter[str] = Counter()
     problems: dict[int, str] = {}
-    for index, problem, event_type, n in common_bulk.execute(_statement(), params):
+    # Prepared (once per connection): parsing and planning this statement cost PostgreSQL
+    # ~0.3 ms a call, ~10% of a batch of 100.
+    rows = common_bulk.execute(_statement(), params, prepare=True)
+    for index, problem, event_type, n in rows:
         if problem is None:
             types[event_type] = n
         else:

@@ -135,11 +135,15 @@ def update_rows(
     ]
 
 
-def execute(sql: str, params, *, fetch: bool = True) -> list[tuple]:
+def execute(sql: str, params, *, fetch: bool = True, prepare: bool | None = None) -> list[tuple]:
     """(PostgreSQL) Run one statement with server-side binding on Django's connection, in
     its transaction; returns its rows. Database errors surface as Django's
-    (OperationalError, ...), like any ORM query's."""
+    (OperationalError, ...), like any ORM query's.
+
+    `prepare=True`: as a prepared statement of this connection (parsed and planned once per
+    connection, not per call; psycopg keeps it by its text) — for a hot statement run
+    many times with different values. Default: the connection's setting."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchall() if fetch and cursor.description else []
