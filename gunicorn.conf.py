@@ -32,3 +32,17 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    # The worker has loaded the application: load its URLconf too (every view, serializer
+    # and schema module), then take everything loaded so far out of the cyclic garbage
+    # collector's sight (gc.freeze). These ~180,000 objects live as long as the worker, yet
+    # every full collection traversed them all: ~20% of a worker's CPU under load (perf).
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (imports the URLconf)
+    gc.collect()
+    gc.freeze()

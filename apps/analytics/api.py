@@ -114,7 +114,15 @@ class EventIngestView(OutsideRequestTransaction, APIView):
         # The access-log line names the workspace (it only reads `.pk`; no query for it).
         request._request.workspace = SimpleNamespace(pk=principal.workspace_id)
         result = services.ingest_events(workspace_id=principal.workspace_id, payload=request.data)
-        return Response(IngestResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+        # IngestResultSerializer's shape, built directly: the result holds only plain ints,
+        # strings, lists and dicts already (the serializer costs ~0.1 ms a request here).
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "errors": result.errors,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 # --- ingest keys ------------------------------------------------------------------------------

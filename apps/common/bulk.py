@@ -140,11 +140,26 @@ def update_rows(
     ]
 
 
-def execute(sql: str, params, *, fetch: bool = True) -> list[tuple]:
+_ONLY_WHEN_ASKED = 2**62
+
+
+def execute(sql: str, params, *, fetch: bool = True, prepare: bool | None = None) -> list[tuple]:
     """(PostgreSQL) Run one statement with server-side binding on Django's connection, in
     its transaction; returns its rows. Database errors surface as Django's
-    (OperationalError, ...), like any ORM query's."""
+    (OperationalError, ...), like any ORM query's.
+
+    `prepare=True`: as a prepared statement of this connection (parsed and planned once per
+    connection, not per call; psycopg keeps it by its text) — for a hot statement run
+    many times with different values. Default: not prepared (Django's setting). Behind a
+    connection pooler in transaction mode, that needs the pooler's support for prepared
+    statements (PgBouncer >= 1.21: max_prepared_statements)."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+    raw = connection.connection
+    if prepare and raw.prepare_threshold is None:
+        # Django turns psycopg's automatic preparing off (prepare_threshold=None), and then
+        # psycopg ignores prepare=True too. A threshold never reached keeps it off for every
+        # other statement and lets this one be prepared.
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchall() if fetch and cursor.description else []

@@ -117,7 +117,12 @@ def revoke_ingest_key(*, key: IngestKey, actor) -> IngestKey:
 
 
 def principal_for_secret(secret: str) -> KeyPrincipal | None:
-    """The active key this secret belongs to (its workspace not deleted), or None."""
+    """The active key this secret belongs to (its workspace not deleted), or None.
+
+    A key read from the database (its first use, then at most once every
+    INGEST_KEY_CACHE_SECONDS per cache) notes its use (note_key_used); a request served
+    from the cache costs no further round trip for `last_used_at`, which stays exact to
+    the minute."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
         return None  # not ours: no database round trip
     digest = digest_of(secret)
@@ -136,6 +141,7 @@ def principal_for_secret(secret: str) -> KeyPrincipal | None:
         return None  # not cached: unknown secrets must not fill the cache
     principal = KeyPrincipal(*row)
     cache.set(cache_key, principal, settings.INGEST_KEY_CACHE_SECONDS)
+    note_key_used(principal.key_id)
     return principal
 
 

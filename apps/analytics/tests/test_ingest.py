@@ -146,6 +146,40 @@ def test_ids_must_belong_to_the_keys_workspace(
     assert not EventRollup.objects.filter(workspace=other).exists()
 
 
+def test_ids_in_any_uuid_spelling_resolve_and_the_first_valid_repeat_counts(
+    app, workspace, make_sent_campaign
+):
+    campaign, (first, second) = make_sent_campaign(workspace)
+    response = post(
+        app,
+        [
+            event("a", notification_id=str(first.pk).upper()),
+            event("b", notification_id=f"urn:uuid:{second.pk}", campaign_id=str(campaign.pk)),
+            event("c", campaign_id="{" + str(campaign.pk) + "}"),
+            # Repeats: the first one whose ids resolve is the one stored and counted.
+            event("d", "clicked", notification_id=str(uuid.uuid4())),
+            event("d", "dismissed", notification_id=str(first.pk)),
+            event("d", "opened", notification_id=str(first.pk)),
+        ],
+    )
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (4, 1, 1), body
+    assert [(e["index"], e["id"], list(e["errors"])) for e in body["errors"]] == [
+        (3, "d", ["notification_id"])
+    ]
+    stored = {e.event_id: e for e in AnalyticsEvent.objects.filter(workspace=workspace)}
+    assert (stored["a"].notification_id, stored["a"].content_id) == (first.pk, first.content_id)
+    assert (stored["b"].campaign_id, stored["b"].content_id) == (campaign.pk, second.content_id)
+    assert (stored["c"].campaign_id, stored["c"].content_id) == (campaign.pk, None)
+    assert stored["d"].type == "dismissed"
+    counted = Counter()
+    for event_type, n in EventRollup.objects.filter(workspace=workspace).values_list(
+        "event_type", "count"
+    ):
+        counted[event_type] += n
+    assert counted == {"opened": 3, "dismissed": 1}
+
+
 def test_keys_not_jwts_authenticate_apps(api, app_client, ingest_key, workspace):
     missing = api.post(URL, {"events": [event("x")]}, format="json")  # a JWT is not a key
     assert missing.status_code == 401
