@@ -19,7 +19,8 @@ measures, in one run:
    on its own. Rollups are updated by these requests (COPY does not do that);
 3. campaign stats at scale: the event table is filled to `--stats-events` rows server-side
    (INSERT ... SELECT generate_series, spread over 50 campaigns x 3 contents, 6 event types
-   and 14 days) and the rollups are built from it (what ingestion would have produced; the
+   and 14 days) and the rollups are built from it, each bucket over all its shards (the
+   worst case for reads; what ingestion would have produced; the
    test suite checks that equality). Then p50/p95 of
    - raw: `SELECT content_id, type, count(*) FROM analytics_analyticsevent
      WHERE workspace_id = ... AND campaign_id = ... GROUP BY content_id, type`,
@@ -299,12 +300,13 @@ def fill_events(database_url: str, workspace_id, campaigns, target_rows: int) ->
             """
             INSERT INTO analytics_eventrollup
                 (id, created_at, updated_at, workspace_id, campaign_id, content_id, event_type,
-                 bucket, count)
+                 bucket, shard, count)
             SELECT gen_random_uuid(), now(), now(), workspace_id, campaign_id, content_id, type,
-                   date_trunc('hour', occurred_at), count(*)
+                   date_trunc('hour', occurred_at), abs(hashtext(event_id)) % 8, count(*)
             FROM analytics_analyticsevent WHERE event_id LIKE 'bulk-%'
-            GROUP BY workspace_id, campaign_id, content_id, type, date_trunc('hour', occurred_at)
-            ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket)
+            GROUP BY workspace_id, campaign_id, content_id, type, date_trunc('hour', occurred_at),
+                     abs(hashtext(event_id)) % 8
+            ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket, shard)
             DO UPDATE SET count = analytics_eventrollup.count + excluded.count
             """
         )

@@ -23,7 +23,8 @@ from apps.common import bulk as common_bulk
 #    wait for each other instead of deadlocking); RETURNING lists only rows that were
 #    inserted, never the conflicting ones.
 # 4. `counted`: the new rows' hourly buckets, grouped in the database and upserted in key
-#    order (C collation again: two batches that share buckets queue instead of deadlocking).
+#    order into one shard of each (C collation again: two batches that share a shard of
+#    their buckets queue instead of deadlocking; see EventRollup for the shards).
 # The final SELECT reports the rejected events (index, problem) and how many rows of each
 # type were new.
 _INGEST_SQL = """
@@ -76,12 +77,12 @@ WITH input AS (
 ), counted AS (
     INSERT INTO analytics_eventrollup
         (id, created_at, updated_at, workspace_id, campaign_id, content_id, event_type, bucket,
-         count)
+         shard, count)
     SELECT gen_random_uuid(), %(now)s, %(now)s, %(workspace)s, campaign_id, content_id,
-           event_type, bucket, n
+           event_type, bucket, %(shard)s, n
     FROM buckets
     ORDER BY campaign_id, content_id, event_type COLLATE "C", bucket
-    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket)
+    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket, shard)
     DO UPDATE SET count = analytics_eventrollup.count + excluded.count,
                   updated_at = excluded.updated_at
 )
@@ -132,10 +133,12 @@ def ingest(workspace_id, events, now) -> Stored:
     (services.ingest._Event) in one statement; see _INGEST_SQL."""
     from django.db import connection
 
+    from apps.analytics import rollups
     from apps.analytics.models import NIL_UUID
 
     document = "[" + ",".join([_row(e) for e in events]) + "]"
-    params = {"events": document, "workspace": workspace_id, "now": now, "nil": NIL_UUID}
+    params = {"events": document, "workspace": workspace_id, "now": now, "nil": NIL_UUID,
+              "shard": rollups.pick_shard()}  # fmt: skip
     # As the ORM does before a connection's first query in a request (CONN_HEALTH_CHECKS):
     # a connection the server dropped meanwhile is replaced instead of failing this request.
     connection.close_if_health_check_failed()

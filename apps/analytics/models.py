@@ -92,12 +92,20 @@ class AnalyticsEvent(BaseModel):
         return f"{self.type} {self.event_id}"
 
 
+ROLLUP_SHARDS = 8
+
+
 class EventRollup(BaseModel):
     """How many of one kind of event happened in one UTC hour, per campaign and content.
 
     `event_type` is an app event type (delivered, opened, clicked, dismissed,
     conversion:<name>) or a notification outcome (sent, failed). Rows are only ever
     incremented, by one upsert per distinct bucket (apps.analytics.rollups).
+
+    A bucket is split over ROLLUP_SHARDS rows (`shard`, picked at random per write): apps
+    report the same few buckets at once (the last hour of the latest campaigns), and one row
+    per bucket made every concurrent batch wait for the row locks of the one before it.
+    Reads add the shards up (they SUM anyway).
     """
 
     workspace = models.ForeignKey(
@@ -107,13 +115,14 @@ class EventRollup(BaseModel):
     content_id = models.UUIDField(default=NIL_UUID)
     event_type = models.CharField(max_length=64)
     bucket = models.DateTimeField(help_text="Start of the UTC hour.")
+    shard = models.PositiveSmallIntegerField(default=0)
     count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             # The upsert's conflict target; also serves campaign stats (workspace, campaign).
             models.UniqueConstraint(
-                fields=["workspace", "campaign_id", "content_id", "event_type", "bucket"],
+                fields=["workspace", "campaign_id", "content_id", "event_type", "bucket", "shard"],
                 name="rollup_bucket_unique",
             ),
             models.CheckConstraint(condition=Q(count__gte=0), name="rollup_count_non_negative"),

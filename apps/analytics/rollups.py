@@ -7,13 +7,15 @@ responses are then cached for ANALYTICS_CACHE_SECONDS).
 Each call aggregates in Python first and writes ONE multi-row statement:
 
     INSERT INTO analytics_eventrollup (...) VALUES (...), (...)
-    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket)
+    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket, shard)
     DO UPDATE SET count = analytics_eventrollup.count + excluded.count, ...
 
-(PostgreSQL and SQLite >= 3.24 share this syntax). The rows are sorted by their key, so two
-transactions that touch the same buckets lock them in the same order and cannot deadlock.
+(PostgreSQL and SQLite >= 3.24 share this syntax), into one shard of each bucket (see
+EventRollup). The rows are sorted by their key, so two transactions that touch the same
+buckets' shard lock them in the same order and cannot deadlock.
 """
 
+import random
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.utils import timezone
 
-from apps.analytics.models import NIL_UUID, EventRollup
+from apps.analytics.models import NIL_UUID, ROLLUP_SHARDS, EventRollup
 from apps.common import bulk
 
 OUTCOMES = ("sent", "failed")
@@ -56,17 +58,23 @@ def increment(counts: Counter[BucketKey] | dict[BucketKey, int]) -> int:
     if not items:
         return 0
     now = timezone.now()
+    shard = pick_shard()
     table = connection.ops.quote_name(EventRollup._meta.db_table)
     bulk.insert(
         EventRollup,
         ("id", "created_at", "updated_at", "workspace", "campaign_id", "content_id",
-         "event_type", "bucket", "count"),
-        [(uuid.uuid4(), now, now, *key, n) for key, n in items],
-        conflict=("workspace", "campaign_id", "content_id", "event_type", "bucket"),
+         "event_type", "bucket", "shard", "count"),
+        [(uuid.uuid4(), now, now, *key, shard, n) for key, n in items],
+        conflict=("workspace", "campaign_id", "content_id", "event_type", "bucket", "shard"),
         on_conflict=f'UPDATE SET "count" = {table}."count" + excluded."count", '
         '"updated_at" = excluded."updated_at"',
     )  # fmt: skip
     return len(items)
+
+
+def pick_shard() -> int:
+    """Which row of each bucket a write adds to (see EventRollup): one per transaction."""
+    return random.randrange(ROLLUP_SHARDS)  # noqa: S311 (spreading locks, not a secret)
 
 
 def record_notification_outcomes(outcomes, at: datetime) -> int:

@@ -9,11 +9,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from apps.analytics import services
+from apps.analytics import rollups, services
 from apps.analytics.authentication import BoundedJSONParser
 from apps.analytics.models import NIL_UUID, AnalyticsEvent, EventRollup, IngestKey
 from apps.analytics.tests.factories import event, record_outcome
@@ -37,10 +37,8 @@ def test_a_batch_is_accepted_and_duplicates_are_ignored(app, workspace):
     assert sorted(AnalyticsEvent.objects.values_list("event_id", flat=True)) == [
         "e1", "e2", "e3", "e4",
     ]  # fmt: skip
-    counted = dict(
-        EventRollup.objects.filter(workspace=workspace).values_list("event_type", "count")
-    )
-    assert counted == {"opened": 2, "clicked": 1, "delivered": 1}
+    counted = summed(EventRollup.objects.filter(workspace=workspace), "event_type")
+    assert counted == {("opened",): 2, ("clicked",): 1, ("delivered",): 1}
 
 
 def test_the_same_client_id_in_two_workspaces_is_two_events(
@@ -276,11 +274,11 @@ def test_rollups_match_a_direct_count_of_the_events(workspace, make_sent_campaig
         )
         direct[key] += row["n"]
     rolled = Counter(
-        {
-            (r.campaign_id, r.content_id, r.event_type, r.bucket): r.count
-            for r in EventRollup.objects.filter(workspace=workspace)
-        }
-    )
+        summed(
+            EventRollup.objects.filter(workspace=workspace),
+            "campaign_id", "content_id", "event_type", "bucket",
+        )
+    )  # fmt: skip
     assert len(direct) > 50
     assert rolled == direct
     assert sum(rolled.values()) == AnalyticsEvent.objects.filter(workspace=workspace).count()
@@ -292,12 +290,15 @@ def test_notification_outcomes_count_in_their_hour(workspace, make_sent_campaign
     record_outcome(first, "sent", at)
     record_outcome(second, "sent", at + timedelta(seconds=1))
     record_outcome(second, "failed", at)
-    rows = sorted(
-        EventRollup.objects.filter(campaign_id=campaign.pk).values_list(
-            "content_id", "event_type", "bucket", "count"
-        ),
-        key=str,
-    )
+    rows = [
+        (*key, n)
+        for key, n in summed(
+            EventRollup.objects.filter(campaign_id=campaign.pk),
+            "content_id",
+            "event_type",
+            "bucket",
+        ).items()
+    ]
     assert sorted(rows, key=str) == sorted(
         [
             (first.content_id, "sent", datetime(2026, 3, 8, 6, tzinfo=UTC), 1),
@@ -307,7 +308,8 @@ def test_notification_outcomes_count_in_their_hour(workspace, make_sent_campaign
         key=str,
     )
     record_outcome(first, "sent", at)
-    assert EventRollup.objects.get(content_id=first.content_id, event_type="sent").count == 2
+    sent = EventRollup.objects.filter(content_id=first.content_id, event_type="sent")
+    assert summed(sent, "event_type") == {("sent",): 2}
     with pytest.raises(ValueError):
         record_outcome(first, "opened", at)
 
@@ -324,13 +326,34 @@ def test_rebuild_recomputes_rollups_from_events_and_notifications(
     Notification.objects.filter(pk=first.pk).update(status="sent", sent_at=sent_at)
     Notification.objects.filter(pk=second.pk).update(status="failed")
     assert post(app, [event("a", notification_id=str(first.pk)), event("b")]).status_code == 202
-    before = set(EventRollup.objects.values_list("content_id", "event_type", "count"))
+    before = {
+        (*key, n) for key, n in summed(EventRollup.objects, "content_id", "event_type").items()
+    }
     EventRollup.objects.filter(event_type="opened").update(count=99)  # drifted
 
     call_command("rebuild_rollups", workspace=str(workspace.pk), stdout=io.StringIO())
-    after = set(EventRollup.objects.values_list("content_id", "event_type", "count"))
+    after = {
+        (*key, n) for key, n in summed(EventRollup.objects, "content_id", "event_type").items()
+    }
     assert after == before | {
         (first.content_id, "sent", 1),
         (second.content_id, "failed", 1),
     }
     assert EventRollup.objects.get(event_type="sent").bucket == datetime(2026, 11, 1, 9, tzinfo=UTC)
+
+
+def summed(rollups, *keys) -> dict:
+    """The counts by `keys`, every shard of a bucket added up (as the reads do)."""
+    rows = rollups.values_list(*keys).annotate(n=Sum("count")).order_by()
+    return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def test_the_shards_of_a_bucket_add_up(workspace, make_sent_campaign, api, monkeypatch):
+    campaign, (first, _) = make_sent_campaign(workspace)
+    at = timezone.now()
+    for shard in (0, 3, 3):
+        monkeypatch.setattr(rollups, "pick_shard", lambda shard=shard: shard)
+        record_outcome(first, "sent", at)
+    rows = EventRollup.objects.filter(campaign_id=campaign.pk, event_type="sent")
+    assert sorted(rows.values_list("shard", "count")) == [(0, 1), (3, 2)]
+    assert api.get(f"/api/v1/campaigns/{campaign.pk}/stats").json()["totals"]["sent"] == 3
