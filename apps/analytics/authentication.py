@@ -9,10 +9,10 @@ from rest_framework import exceptions, renderers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
-from rest_framework.throttling import SimpleRateThrottle
 
 from apps.analytics import services
 from apps.common.errors import PayloadTooLarge
+from apps.common.throttling import WindowedRateThrottle
 
 KEY_HEADER = "X-PushPilot-Key"
 
@@ -39,9 +39,10 @@ class HasIngestKey(BasePermission):
         return isinstance(request.auth, services.KeyPrincipal)
 
 
-class IngestKeyThrottle(SimpleRateThrottle):
+class IngestKeyThrottle(WindowedRateThrottle):
     """Requests per ingest key (scope `ingest`, THROTTLE_INGEST, default 600/min). Every
-    installation of an app shares its key: size the rate for the app's whole audience."""
+    installation of an app shares its key: size the rate for the app's whole audience (the
+    windowed counter costs the same at any rate)."""
 
     scope = "ingest"
 
