@@ -411,6 +411,10 @@ AI_JSON_MODE = env_bool("AI_JSON_MODE", True)
 # --- Analytics ------------------------------------------------------------------------------
 EVENTS_MAX_AGE_DAYS = env_int("EVENTS_MAX_AGE_DAYS", 30)  # older events are rejected
 ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 30)  # dashboard responses
+# Rollup buckets are written in shards while they are recent; the dispatcher folds the shards
+# of buckets older than this back into one row (reads of history touch one row a bucket).
+ROLLUP_COMPACT_AFTER_SECONDS = env_int("ROLLUP_COMPACT_AFTER_SECONDS", 2 * 3600)
+ROLLUP_COMPACT_INTERVAL_SECONDS = float(env("ROLLUP_COMPACT_INTERVAL_SECONDS", "60"))
 INGEST_KEY_CACHE_SECONDS = env_int(
     "INGEST_KEY_CACHE_SECONDS", 5
 )  # key lookups (revocation delay with local caches)

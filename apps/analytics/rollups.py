@@ -18,8 +18,9 @@ buckets' shard lock them in the same order and cannot deadlock.
 import random
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -73,8 +74,54 @@ def increment(counts: Counter[BucketKey] | dict[BucketKey, int]) -> int:
 
 
 def pick_shard() -> int:
-    """Which row of each bucket a write adds to (see EventRollup): one per transaction."""
+    """Which row of each bucket a write adds to (see EventRollup): one per transaction.
+    SQLite writes one transaction at a time: nothing to spread there."""
+    if connection.vendor != "postgresql":
+        return 0
     return random.randrange(ROLLUP_SHARDS)  # noqa: S311 (spreading locks, not a secret)
+
+
+# Moves the counts of shards 1.. of buckets older than the cut-off into shard 0, at most
+# `limit` rows a call, in one statement (so no count is ever lost or counted twice).
+_COMPACT_SQL = """
+WITH picked AS (
+    SELECT id FROM {table} WHERE shard > 0 AND bucket < %(before)s LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    DELETE FROM {table} r USING picked WHERE r.id = picked.id
+    RETURNING r.workspace_id, r.campaign_id, r.content_id, r.event_type, r.bucket, r.count
+), folded AS (
+    INSERT INTO {table} (id, created_at, updated_at, workspace_id, campaign_id, content_id,
+                         event_type, bucket, shard, count)
+    SELECT gen_random_uuid(), %(now)s, %(now)s, workspace_id, campaign_id, content_id,
+           event_type, bucket, 0, sum(count)
+    FROM moved
+    GROUP BY workspace_id, campaign_id, content_id, event_type, bucket
+    ORDER BY campaign_id, content_id, event_type COLLATE "C", bucket
+    ON CONFLICT (workspace_id, campaign_id, content_id, event_type, bucket, shard)
+    DO UPDATE SET count = {table}.count + excluded.count, updated_at = excluded.updated_at
+)
+SELECT count(*) FROM moved
+"""
+
+
+def compact(*, now: datetime | None = None, limit: int = 20_000) -> int:
+    """Fold the shards of buckets that writes have left (older than
+    ROLLUP_COMPACT_AFTER_SECONDS) back into one row each, so reads of history touch one row
+    per bucket. PostgreSQL only (SQLite never shards). Returns how many rows were folded."""
+    if connection.vendor != "postgresql":
+        return 0
+    now = now or timezone.now()
+    before = now - timedelta(seconds=settings.ROLLUP_COMPACT_AFTER_SECONDS)
+    sql = _COMPACT_SQL.replace("{table}", EventRollup._meta.db_table)
+    folded = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"before": before, "limit": limit, "now": now})
+            (moved,) = cursor.fetchone()
+        if not moved:
+            return folded
+        folded += moved
 
 
 def record_notification_outcomes(outcomes, at: datetime) -> int:

@@ -36,6 +36,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from apps.analytics import rollups
 from apps.campaigns import services as campaigns
 from apps.common import bulk
 from apps.common.logging import get_logger
@@ -286,10 +287,10 @@ def beat(name: str, *, now: datetime | None = None) -> None:
 
 def run_forever(*, stop=lambda: False, name: str | None = None) -> None:
     """Claim what is due (while the backlog has room), reap expired leases, refill plans and
-    re-queue waiting device syncs now and then, beat, and sleep until the next delivery may be claimed (at most the
+    re-queue waiting device syncs and fold rollup shards now and then, beat, and sleep until the next delivery may be claimed (at most the
     interval). A failing round is retried with backoff: the loop outlives every failure."""
     name = name or f"{socket.gethostname()}:{os.getpid()}"
-    timers = {"reap": 0.0, "plan": 0.0, "devices": 0.0, "beat": 0.0}
+    timers = {"reap": 0.0, "plan": 0.0, "devices": 0.0, "rollups": 0.0, "beat": 0.0}
     counts = DueCounts()
     failures = 0
     while not stop():
@@ -336,6 +337,9 @@ def _now_and_then(timers: dict[str, float], name: str) -> None:
     if clock >= timers["plan"]:
         refill_plans()
         timers["plan"] = clock + settings.PLAN_INTERVAL_SECONDS
+    if clock >= timers["rollups"]:
+        rollups.compact()  # fold the shards of rollup buckets no longer written
+        timers["rollups"] = clock + settings.ROLLUP_COMPACT_INTERVAL_SECONDS
     if clock >= timers["devices"]:
         devices.requeue_waiting()  # device subscription syncs lost or deferred
         timers["devices"] = clock + settings.DEVICE_SYNC_SWEEP_SECONDS

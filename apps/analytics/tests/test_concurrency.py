@@ -44,3 +44,37 @@ def test_overlapping_batches_count_every_event_once(workspace, make_sent_campaig
     assert AnalyticsEvent.objects.filter(workspace=workspace).count() == 450
     total = sum(EventRollup.objects.filter(workspace=workspace).values_list("count", flat=True))
     assert total == 450
+
+
+def test_compaction_folds_old_shards_and_keeps_every_count(
+    workspace, make_sent_campaign, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from apps.analytics import rollups
+    from apps.analytics.tests.factories import record_outcome
+
+    _, (first, second) = make_sent_campaign(workspace)
+    now = timezone.now()
+    old, recent = now - timedelta(hours=5), now - timedelta(minutes=5)
+    for shard in range(8):
+        monkeypatch.setattr(rollups, "pick_shard", lambda shard=shard: shard)
+        record_outcome(first, "sent", old)
+        record_outcome(second, "failed", old)
+        record_outcome(first, "sent", recent)
+
+    before = sorted(
+        EventRollup.objects.values_list("event_type", "bucket").annotate(n=Sum("count")).order_by()
+    )
+    # Shards 1-7 of the two old buckets, a few rows a round.
+    assert rollups.compact(now=now, limit=3) == 14
+    after = sorted(
+        EventRollup.objects.values_list("event_type", "bucket").annotate(n=Sum("count")).order_by()
+    )
+    assert after == before
+    assert EventRollup.objects.filter(bucket=rollups.hour_of(old)).count() == 2  # one row each
+    assert EventRollup.objects.filter(bucket=rollups.hour_of(recent)).count() == 8  # still hot
+    assert rollups.compact(now=now) == 0
