@@ -236,6 +236,10 @@ SPECTACULAR_SETTINGS = {
         "ToneEnum": "apps.ai.models.Tone",
         "TemplateSourceEnum": "apps.ai.models.TemplateSource",
         "AIGenerationStatusEnum": "apps.ai.models.GenerationStatus",
+        "StatusEnum": "apps.campaigns.models.CampaignStatus",
+        "DeviceStatusEnum": "apps.devices.models.DeviceStatus",
+        "DevicePlatformEnum": "apps.devices.models.Platform",
+        "PlatformEnum": "apps.analytics.models.Platform",
     },
 }
 

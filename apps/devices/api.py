@@ -18,7 +18,7 @@ from apps.analytics.authentication import (
 from apps.common.errors import ValidationFailed
 from apps.common.transactions import OutsideRequestTransaction
 from apps.devices import selectors, services, topics
-from apps.devices.models import Device, DeviceStatus, Platform
+from apps.devices.models import Device, DeviceStatus, Platform, TopicAudience
 from apps.devices.serializers import (
     DeviceBatchSerializer,
     DeviceListSerializer,
@@ -177,6 +177,8 @@ class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
 
 
 class AudienceTopicsView(WorkspaceScopedAPIView):
+    queryset = TopicAudience.objects.none()  # for the schema's pagination; rows come from selectors
+
     @extend_schema(
         summary="List topics with their audience",
         description="Every topic with registered devices in it, largest first, with its "
