@@ -75,6 +75,9 @@ class Campaign(SoftDeleteModel):
     rrule = models.CharField(max_length=500, blank=True, default="")
     exclusion_dates = models.JSONField(default=list, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # Each recipient gets it at the schedule's wall-clock time in their own zone (one delivery
+    # per zone with registered devices, to `target && <zone topic>`), not at one instant.
+    recipient_time_zone = models.BooleanField(default=False)
     # Catch-up after downtime: a run that starts more than this late is recorded as skipped
     # instead of sent (a "good morning" at 3 pm helps nobody). Null: always send, however late.
     catch_up_window_seconds = models.PositiveIntegerField(null=True, blank=True, default=3600)

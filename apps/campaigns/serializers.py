@@ -91,6 +91,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "contents",
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
+            "recipient_time_zone",
             "scheduled_at",
             "scheduled_local",
             "timezone",
@@ -178,6 +179,7 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
             "contents",
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
+            "recipient_time_zone",
             "scheduled_at",
             "timezone",
             "rrule",
@@ -185,6 +187,12 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "description": {"max_length": 10_000},
+            "recipient_time_zone": {
+                "help_text": "Deliver at the schedule's wall-clock time in each recipient's "
+                "own time zone (one delivery per zone with registered devices) instead of at "
+                "one instant. The target may then name at most 4 topics (FCM allows 5 per "
+                "condition; the zone takes one) and none of the `pushpilot-tz-` topics."
+            },
             "catch_up_window_seconds": {
                 "max_value": 7 * 24 * 3600,
                 "help_text": "A run that starts later than this after its time (the service "

@@ -84,5 +84,13 @@ def topic_audiences(*, workspace_id, kind: str | None = None) -> list[dict]:
     return sorted(topics.values(), key=lambda entry: (-entry["devices"], entry["topic"]))
 
 
+def zones_with_devices(workspace_id) -> list[str]:
+    """The time zones (IANA names) that active registered devices of the workspace are in."""
+    rows = TopicAudience.objects.filter(
+        workspace_id=workspace_id, topic__startswith=reserved.ZONE_PREFIX, devices__gt=0
+    ).values_list("topic", flat=True)
+    return sorted({reserved.zone_of(topic) for topic in rows})
+
+
 def devices_of(workspace_id):
     return Device.objects.filter(workspace_id=workspace_id).order_by("-created_at", "id")

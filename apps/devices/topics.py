@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 
@@ -29,6 +29,26 @@ BUCKETS = 10
 def zone_topic(zone: str) -> str:
     # IANA names carry "/" and "+", which topic names may not; "%" may (FCM's own escape).
     return ZONE_PREFIX + quote(zone, safe="-_.~")
+
+
+def zone_of(topic: str) -> str:
+    """The zone a zone topic stands for."""
+    return unquote(topic.removeprefix(ZONE_PREFIX))
+
+
+def within(*, topic: str = "", condition: str = "", any_of: list[str]) -> str:
+    """The condition "the target, and in one of these topics" (FCM names at most 5 topics in
+    a condition: the caller keeps the total within it)."""
+    target = f"'{topic}' in topics" if topic else f"({condition})"
+    alternatives = " || ".join(f"'{name}' in topics" for name in any_of)
+    return f"{target} && ({alternatives})" if len(any_of) > 1 else f"{target} && {alternatives}"
+
+
+@lru_cache(maxsize=1)
+def longest_zone_topic() -> str:
+    from apps.common.timezones import known_timezones
+
+    return max((zone_topic(zone) for zone in known_timezones()), key=len)
 
 
 def language_topic(tag: str) -> str:

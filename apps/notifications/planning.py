@@ -19,6 +19,7 @@ skipped.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,9 +28,13 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
+from apps.campaigns import recurrence
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignStatus
+from apps.campaigns.services import messages as campaign_messages
 from apps.common.logging import get_logger
+from apps.devices import selectors as devices
+from apps.devices import topics
 from apps.notifications.models import (
     WAITING_STATUSES,
     Delivery,
@@ -65,10 +70,44 @@ class PlannedDelivery:
         )
 
 
-def deliveries_for(campaign: Campaign, at: datetime) -> list[PlannedDelivery]:
-    """How one occurrence is sent. Today: once, to the campaign's whole target, at its
-    instant. Splitting by recipient zone, language or variant adds deliveries here."""
-    return [PlannedDelivery("", campaign.topic, campaign.condition, at)]
+def deliveries_for(
+    campaign: Campaign, occurrence: Occurrence, *, zones: list[str], now: datetime
+) -> list[PlannedDelivery]:
+    """How one occurrence is sent: once, to the campaign's whole target, at its instant —
+    or, delivered in each recipient's time zone, once per zone with registered devices
+    (`zones`) at the occurrence's wall-clock time there, to `target && <zone topic>`.
+
+    Zones whose local time is the same instant share a delivery (as many as the target
+    leaves room for in FCM's 5 topics: `target && ('a' in topics || 'b' in topics)`). A
+    zone's time is resolved like the campaign's own: a time inside a DST gap is sent the
+    gap's length later, a time that happens twice at its first instant. A zone whose time is
+    already further in the past than the catch-up window when the occurrence is planned
+    gets no delivery of it (late is as useless there as anywhere). Without registered
+    devices there are no zones to split by: the occurrence is sent at its own instant.
+    """
+    if not campaign.recipient_time_zone or not zones:
+        return [PlannedDelivery("", campaign.topic, campaign.condition, occurrence.at)]
+    wall = datetime.fromisoformat(occurrence.local).replace(tzinfo=None)
+    by_instant: dict[datetime, list[str]] = defaultdict(list)
+    for zone in zones:
+        by_instant[recurrence.to_utc(wall, recurrence.zone_for(zone))].append(zone)
+    window = campaign.catch_up_window_seconds
+    too_late = now - timedelta(seconds=window) if window is not None else None
+    room = campaign_messages.zone_room(campaign.topic, campaign.condition)
+    planned = []
+    for instant, group in sorted(by_instant.items()):
+        if too_late is not None and instant < too_late:
+            continue
+        group.sort()
+        for start in range(0, len(group), room):
+            chunk = group[start : start + room]
+            condition = topics.within(
+                topic=campaign.topic,
+                condition=campaign.condition,
+                any_of=[topics.zone_topic(zone) for zone in chunk],
+            )
+            planned.append(PlannedDelivery(f"tz:{chunk[0]}", "", condition, instant))
+    return planned
 
 
 def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]:
@@ -115,11 +154,19 @@ def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]
         ignore_conflicts=True,  # planned already by a run that crashed or raced this one
     )
     occurrences = list(existing.filter(at__in=[item.utc for item in stretch]))
+    unplanned = [
+        occurrence
+        for occurrence in occurrences
+        if not Delivery.objects.filter(occurrence=occurrence).exists()
+    ]
+    zones = (
+        devices.zones_with_devices(campaign.workspace_id) if campaign.recipient_time_zone else []
+    )
     Delivery.objects.bulk_create(
         [
             planned.row(occurrence)
-            for occurrence in occurrences
-            for planned in deliveries_for(campaign, occurrence.at)
+            for occurrence in unplanned
+            for planned in deliveries_for(campaign, occurrence, zones=zones, now=now)
         ],
         ignore_conflicts=True,
     )

@@ -16,7 +16,7 @@ def make_delivery(campaign, run_at: datetime, **fields) -> Delivery:
         local=run_at.isoformat(),
         is_last=True,
     )
-    [planned] = deliveries_for(campaign, run_at)
+    [planned] = deliveries_for(campaign, occurrence, zones=[], now=run_at)
     delivery = planned.row(occurrence)
     for name, value in fields.items():
         setattr(delivery, name, value)
@@ -58,7 +58,7 @@ def make_due_campaigns(workspace, count: int, *, at: datetime, contents: int = 1
         [
             planned.row(occurrence)
             for campaign, occurrence in zip(campaigns, occurrences, strict=True)
-            for planned in deliveries_for(campaign, at)
+            for planned in deliveries_for(campaign, occurrence, zones=[], now=at)
         ],
         batch_size=2000,
     )

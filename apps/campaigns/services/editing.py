@@ -29,7 +29,9 @@ from apps.common.actors import user_or_none
 from apps.common.errors import ValidationFailed
 
 # Fields that change what is sent or when: editable only while the campaign is a draft.
-LOCKED_FIELDS = frozenset({"topic", "condition", "contents", *OPTION_FIELDS, *SCHEDULE_FIELDS})
+LOCKED_FIELDS = frozenset(
+    {"topic", "condition", "contents", "recipient_time_zone", *OPTION_FIELDS, *SCHEDULE_FIELDS}
+)
 # Name, description and the catch-up policy (it only governs future runs) change any time.
 FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
 DEFAULT_CATCH_UP_WINDOW_SECONDS = 3600
@@ -50,15 +52,19 @@ def create_campaign(
     rrule: str = "",
     exclusion_dates: Iterable = (),
     catch_up_window_seconds: int | None = DEFAULT_CATCH_UP_WINDOW_SECONDS,
+    recipient_time_zone: bool = False,
     **options: Any,
 ) -> Campaign:
     unknown = set(options) - set(OPTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown campaign fields: {sorted(unknown)}")
-    topic, condition = validate_target(topic, condition)
+    topic, condition = validate_target(topic, condition, recipient_time_zone=recipient_time_zone)
     validate_options(options)
     contents = [clean_content(content) for content in contents]
-    validate_contents(contents, topic=topic, condition=condition, options=options)
+    validate_contents(
+        contents, topic=topic, condition=condition, options=options,
+        recipient_time_zone=recipient_time_zone,
+    )  # fmt: skip
     schedule = schedule_fields(
         start=scheduled_at,
         timezone_name=timezone_name or workspace.timezone or "UTC",
@@ -73,6 +79,7 @@ def create_campaign(
         topic=topic,
         condition=condition,
         catch_up_window_seconds=catch_up_window_seconds,
+        recipient_time_zone=recipient_time_zone,
         **option_values(options),
         **schedule,
     )
@@ -110,15 +117,19 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
             topic, condition = changes.get("topic") or "", changes.get("condition") or ""
         else:
             topic, condition = campaign.topic, campaign.condition
-        topic, condition = validate_target(topic, condition)
+        by_zone = changes.get("recipient_time_zone", campaign.recipient_time_zone)
+        topic, condition = validate_target(topic, condition, recipient_time_zone=by_zone)
         options = {name: changes.get(name, getattr(campaign, name)) for name in OPTION_FIELDS}
         validate_options(options)
         if "contents" in changes:
             contents = [clean_content(content) for content in changes["contents"]]
         else:
             contents = [content_values(content) for content in campaign.contents.all()]
-        validate_contents(contents, topic=topic, condition=condition, options=options)
-        updates.update(topic=topic, condition=condition)
+        validate_contents(
+            contents, topic=topic, condition=condition, options=options,
+            recipient_time_zone=by_zone,
+        )  # fmt: skip
+        updates.update(topic=topic, condition=condition, recipient_time_zone=by_zone)
         updates.update(option_values({n: changes[n] for n in OPTION_FIELDS if n in changes}))
         if SCHEDULE_FIELDS & set(changes):
             updates.update(
@@ -200,6 +211,7 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
         name=f"{source.name} (copy)"[:200],
         description=source.description,
         catch_up_window_seconds=source.catch_up_window_seconds,
+        recipient_time_zone=source.recipient_time_zone,
         topic=source.topic,
         condition=source.condition,
         timezone=source.timezone,

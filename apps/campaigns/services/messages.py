@@ -11,6 +11,7 @@ from typing import Any
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
 from apps.campaigns.models import Campaign, CampaignContent
 from apps.common.errors import ValidationFailed
+from apps.devices import topics
 from apps.integrations.firebase import validation as fcm
 from apps.integrations.firebase.messages import DeliveryOptions, PushContent, build_message
 
@@ -21,18 +22,37 @@ NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
 CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
 
 
-def validate_target(topic: str, condition: str) -> tuple[str, str]:
+def validate_target(
+    topic: str, condition: str, *, recipient_time_zone: bool = False
+) -> tuple[str, str]:
     topic, condition = (topic or "").strip(), (condition or "").strip()
     if bool(topic) == bool(condition):
         raise ValidationFailed.on("target", "Give exactly one of 'topic' or 'condition'.")
     try:
-        if topic:
-            fcm.validate_topic(topic)
-        else:
-            fcm.validate_condition(condition)
+        named = [fcm.validate_topic(topic)] if topic else fcm.validate_condition(condition)
     except fcm.MessageInvalid as exc:
         raise ValidationFailed(details={"target": [exc.message]}) from None
+    if recipient_time_zone:
+        if len(named) >= fcm.MAX_CONDITION_TOPICS:
+            raise ValidationFailed.on(
+                "recipient_time_zone",
+                f"Delivering in each recipient's time zone adds a zone topic to the target's "
+                f"condition, and FCM allows {fcm.MAX_CONDITION_TOPICS} topics in one: the "
+                f"target may name at most {fcm.MAX_CONDITION_TOPICS - 1} (it names {len(named)}).",
+            )
+        if any(name.startswith(topics.ZONE_PREFIX) for name in named):
+            raise ValidationFailed.on(
+                "recipient_time_zone",
+                f"The target already picks a time zone ({topics.ZONE_PREFIX}... topic): "
+                "deliver it at one instant instead.",
+            )
     return topic, condition
+
+
+def zone_room(topic: str, condition: str) -> int:
+    """How many zone topics one delivery of this target can add."""
+    named = 1 if topic else len(fcm.validate_condition(condition))
+    return fcm.MAX_CONDITION_TOPICS - named
 
 
 def validate_options(options: Mapping[str, Any]) -> None:
@@ -147,9 +167,14 @@ def validate_contents(
     topic: str,
     condition: str,
     options: Mapping[str, Any],
+    recipient_time_zone: bool = False,
 ) -> None:
     """Every content must make a valid FCM message for this target and these options,
-    size included. Errors come back like DRF's nested ones: {"contents": [{}, {field: [..]}]}."""
+    size included (delivered by recipient zone: with the longest condition a delivery can
+    get). Errors come back like DRF's nested ones: {"contents": [{}, {field: [..]}]}."""
+    if recipient_time_zone:
+        longest = [topics.longest_zone_topic()] * zone_room(topic, condition)
+        topic, condition = "", topics.within(topic=topic, condition=condition, any_of=longest)
     if len(contents) > MAX_CONTENTS:
         raise ValidationFailed.on("contents", f"At most {MAX_CONTENTS} contents per campaign.")
     errors: list[dict[str, list[str]]] = []
