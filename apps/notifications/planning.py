@@ -35,6 +35,7 @@ from apps.campaigns.services import messages as campaign_messages
 from apps.common.logging import get_logger
 from apps.devices import selectors as devices
 from apps.devices import topics
+from apps.integrations.firebase import validation as fcm_validation
 from apps.notifications.models import (
     WAITING_STATUSES,
     Delivery,
@@ -47,6 +48,9 @@ from apps.notifications.models import (
 logger = get_logger("pushpilot.planning")
 
 ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)
+# From the earliest zone (UTC+14) to the latest (UTC-12): an occurrence's deliveries by
+# recipient zone spread over this much around its own instant.
+ZONE_SPREAD = timedelta(hours=26)
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,39 @@ def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]
     return occurrences
 
 
+def cover_new_zones(campaign: Campaign, *, now: datetime) -> int:
+    """A campaign delivered by recipient zone, planned before devices in some zone were
+    registered: give its occurrences still to come a delivery for each such zone (the zones
+    already covered keep theirs). The caller holds the campaign's row lock; returns how many
+    deliveries were added."""
+    zones = devices.zones_with_devices(campaign.workspace_id)
+    if not zones:
+        return 0
+    added = 0
+    # An occurrence's zones spread over about a day around its own instant.
+    for occurrence in Occurrence.objects.filter(campaign=campaign, at__gte=now - ZONE_SPREAD):
+        slices = list(
+            Delivery.objects.filter(occurrence=occurrence).values_list("slice", "condition")
+        )
+        if not slices or any(not name.startswith("tz:") for name, _ in slices):
+            continue  # planned whole, at its own instant: it reaches every zone already
+        covered = {
+            topics.zone_of(topic)
+            for _, condition in slices
+            for topic in fcm_validation.validate_condition(condition)
+            if topics.topic_kind(topic) == "zone"
+        }
+        missing = [zone for zone in zones if zone not in covered]
+        if not missing:
+            continue
+        planned = deliveries_for(campaign, occurrence, zones=missing, now=now)
+        Delivery.objects.bulk_create(
+            [item.row(occurrence) for item in planned], ignore_conflicts=True
+        )
+        added += len(planned)
+    return added
+
+
 def refill(*, now: datetime | None = None, limit: int = 500) -> list:
     """Plan ahead for every active recurring campaign whose plan falls short of the horizon;
     each campaign in its own transaction. Returns the ids of the campaigns planned."""
@@ -200,7 +237,29 @@ def refill(*, now: datetime | None = None, limit: int = 500) -> list:
                 refilled.append(campaign_id)
     if refilled:
         logger.info("plans_refilled", campaigns=len(refilled))
+    _cover_new_zones_everywhere(now, limit)
     return refilled
+
+
+def _cover_new_zones_everywhere(now: datetime, limit: int) -> None:
+    by_zone = (
+        Campaign.objects.filter(
+            status__in=ACTIVE_CAMPAIGN_STATUSES,
+            recipient_time_zone=True,
+            workspace__is_deleted=False,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for campaign_id in list(by_zone):
+        with transaction.atomic():
+            campaign = (
+                Campaign.objects.select_for_update()
+                .filter(pk=campaign_id, status__in=ACTIVE_CAMPAIGN_STATUSES)
+                .first()
+            )
+            if campaign is not None and cover_new_zones(campaign, now=now):
+                logger.info("zones_added", campaign_id=str(campaign_id))
 
 
 def drop_unstarted(campaign: Campaign, *, now: datetime | None = None) -> int:

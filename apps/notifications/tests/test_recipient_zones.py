@@ -199,3 +199,31 @@ def test_every_device_gets_it_once_a_day_at_nine_local_across_a_dst_change(
         assert [(t.date().isoformat(), t.hour, t.minute) for t in local] == [
             ("2027-03-13", 9, 0), ("2027-03-14", 9, 0), ("2027-03-15", 9, 0)
         ], (device, zone)  # fmt: skip
+
+
+def test_a_zone_registered_after_planning_gets_the_occurrences_still_to_come(
+    connected_workspace, owner, fake_fcm, demo_account, run_due, django_capture_on_commit_callbacks
+):
+    from apps.notifications import planning
+
+    register(connected_workspace, ["Europe/Paris"], django_capture_on_commit_callbacks)
+    campaign = make(connected_workspace, owner)
+    schedule(campaign, owner, "2027-03-13T09:00:00", now=datetime(2027, 3, 12, tzinfo=UTC),
+             rrule="FREQ=DAILY;COUNT=2")  # fmt: skip
+    late_device = {"token": token(999), "time_zone": "Asia/Tokyo", "language": "en",
+                   "platform": "ios", "topics": ["news"]}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.register_one(workspace_id=connected_workspace.pk, payload=late_device)
+    # The planner's next round, on the first day after Tokyo's 09:00 (00:00Z): that one is
+    # past the catch-up window, the second day's is still to come.
+    planning.refill(now=datetime(2027, 3, 13, 2, tzinfo=UTC))
+    tokyo = Delivery.objects.filter(campaign=campaign, slice="tz:Asia/Tokyo")
+    assert list(tokyo.values_list("run_at", flat=True)) == [datetime(2027, 3, 14, 0, tzinfo=UTC)]
+    planning.refill(now=datetime(2027, 3, 13, 2, tzinfo=UTC))
+    assert tokyo.count() == 1  # covered now: nothing added twice
+    for run_at in sorted(
+        set(Delivery.objects.filter(campaign=campaign).values_list("run_at", flat=True))
+    ):
+        run_due(run_at)
+    reach = fake_fcm.reach(demo_account["project_id"])
+    assert len(reach[token(999)]) == 1 and len(reach[token(0)]) == 2
