@@ -277,3 +277,53 @@ class DeliverySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class DeliveriesQuerySerializer(serializers.Serializer):
+    from_ = serializers.DateTimeField(
+        required=False, help_text="Start of the range (default: now).", source="start"
+    )
+    to = serializers.DateTimeField(
+        required=False, help_text="End of the range (default and at most: 31 days after the start)."
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("to") and attrs.get("start") and attrs["to"] <= attrs["start"]:
+            raise serializers.ValidationError({"to": ["Must be after `from`."]})
+        return attrs
+
+
+class PreviewDeliverySerializer(serializers.Serializer):
+    occurrence = serializers.DateTimeField(help_text="The occurrence (UTC) it belongs to.")
+    occurrence_local = serializers.CharField(
+        help_text="Its wall-clock time, in the campaign's zone."
+    )
+    run_at = serializers.DateTimeField(help_text="When it is sent (UTC).")
+    run_at_local = serializers.CharField(
+        help_text="When it is sent, local time in its recipients' zone (the first of `zones`), "
+        "else in the campaign's."
+    )
+    zones = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The recipients' zones it is for (delivered by recipient zone); empty: "
+        "everyone at one instant.",
+    )
+    language = serializers.CharField(allow_null=True, help_text="Null: every language.")
+    variant = serializers.CharField(allow_null=True, help_text="Null: no experiment.")
+    target = TargetSerializer()
+    status = serializers.CharField(
+        help_text="The delivery's status, or `unplanned` for one the planner will make when "
+        "its occurrence comes within PLAN_HORIZON_SECONDS (computed with today's zones)."
+    )
+    audience_estimate = AudienceEstimateSerializer()
+
+
+class DeliveriesPreviewSerializer(serializers.Serializer):
+    timezone = serializers.CharField()
+    truncated = serializers.BooleanField(help_text="More deliveries than the 500 listed.")
+    deliveries = PreviewDeliverySerializer(many=True)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
+from apps.campaigns import selectors as campaign_selectors
+from apps.campaigns.models import Campaign, CampaignStatus
+from apps.devices import selectors as devices
+from apps.devices import topics
+from apps.integrations.firebase import validation as fcm_validation
+from apps.notifications import planning
 from apps.notifications.models import (
     WAITING_STATUSES,
     Delivery,
@@ -70,3 +76,74 @@ def last_heartbeat(host: str | None = None) -> datetime | None:
     if host is not None:
         beats = beats.filter(name__startswith=f"{host}:")
     return beats.aggregate(last=Max("beat_at"))["last"]
+
+
+MAX_PREVIEW_DELIVERIES = 500
+
+
+@dataclass(frozen=True)
+class PreviewedDelivery:
+    occurrence_at: datetime
+    occurrence_local: str
+    slice: str
+    zones: list[str]  # the recipients' zones it is for; empty: every zone, at one instant
+    topic: str
+    condition: str
+    run_at: datetime
+    status: str  # the delivery's, or "unplanned" for one the planner has not made yet
+
+
+def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime) -> list:
+    """Every delivery of the campaign with run_at in [start, end): those planned (as they
+    are stored: what will be sent) and, for occurrences not planned yet, what the planner
+    would make of them now (deliveries_for, today's zones). At most MAX_PREVIEW_DELIVERIES,
+    by run_at."""
+    planned = {}
+    for delivery in (
+        Delivery.objects.filter(campaign=campaign)
+        .filter(run_at__gte=start, run_at__lt=end)
+        .select_related("occurrence")
+        .order_by("run_at", "slice")[:MAX_PREVIEW_DELIVERIES]
+    ):
+        planned[(delivery.occurrence.at, delivery.slice)] = _previewed(
+            campaign, delivery.occurrence.at, delivery.occurrence.local, delivery
+        )
+    known = set(Occurrence.objects.filter(campaign=campaign).values_list("at", flat=True))
+    schedule = campaign_selectors.schedule_of(campaign)
+    if schedule is not None and campaign.status in (
+        CampaignStatus.DRAFT,
+        *planning.ACTIVE_CAMPAIGN_STATUSES,
+    ):
+        zones = (
+            devices.zones_with_devices(campaign.workspace_id)
+            if campaign.recipient_time_zone
+            else []
+        )
+        # Occurrences whose deliveries can fall in the range: zones spread them around.
+        spread = planning.ZONE_SPREAD if campaign.recipient_time_zone else timedelta(0)
+        for item in schedule.occurrences(start - spread - timedelta(microseconds=1)):
+            if item.utc >= end + spread or len(planned) >= MAX_PREVIEW_DELIVERIES:
+                break
+            if item.utc in known:
+                continue
+            occurrence = Occurrence(campaign=campaign, at=item.utc, local=item.local.isoformat())
+            for delivery in planning.deliveries_for(campaign, occurrence, zones=zones, now=now):
+                if start <= delivery.run_at < end:
+                    planned[(item.utc, delivery.slice)] = _previewed(
+                        campaign, item.utc, occurrence.local, delivery, status="unplanned"
+                    )
+    return sorted(planned.values(), key=lambda d: (d.run_at, d.slice))[:MAX_PREVIEW_DELIVERIES]
+
+
+def _previewed(campaign, at, local, delivery, status=None) -> PreviewedDelivery:
+    zones = sorted(
+        topics.zone_of(topic)
+        for topic in (fcm_validation.validate_condition(delivery.condition) if delivery.condition
+                      else [delivery.topic])
+        if topics.topic_kind(topic) == "zone"
+    ) if delivery.slice.startswith("tz:") else []  # fmt: skip
+    return PreviewedDelivery(
+        occurrence_at=at, occurrence_local=local, slice=delivery.slice, zones=zones,
+        topic=delivery.topic, condition=delivery.condition, run_at=delivery.run_at,
+        status=status or delivery.status,
+    )  # fmt: skip

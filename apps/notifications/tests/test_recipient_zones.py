@@ -227,3 +227,53 @@ def test_a_zone_registered_after_planning_gets_the_occurrences_still_to_come(
         run_due(run_at)
     reach = fake_fcm.reach(demo_account["project_id"])
     assert len(reach[token(999)]) == 1 and len(reach[token(0)]) == 2
+
+
+def test_the_preview_lists_what_is_planned_and_what_will_be(
+    api, connected_workspace, owner, settings, django_capture_on_commit_callbacks
+):
+    register(
+        connected_workspace, ["Europe/Paris", "Asia/Tokyo"], django_capture_on_commit_callbacks
+    )
+    campaign = make(connected_workspace, owner)
+    url = f"/api/v1/campaigns/{campaign.pk}/deliveries"
+    window = {"from": "2027-03-13T00:00:00Z", "to": "2027-03-16T00:00:00Z"}
+    settings.PLAN_HORIZON_SECONDS = 24 * 3600
+    campaigns.update_campaign(
+        campaign=campaign, actor=owner, scheduled_at=datetime(2027, 3, 13, 9),
+        timezone="UTC", rrule="FREQ=DAILY;COUNT=3",
+    )  # fmt: skip
+    draft = api.get(url, window)
+    assert draft.status_code == 200, draft.content
+    assert {row["status"] for row in draft.json()["deliveries"]} == {"unplanned"}
+
+    schedule(campaign, owner, "2027-03-13T09:00:00", now=datetime(2027, 3, 12, 12, tzinfo=UTC),
+             rrule="FREQ=DAILY;COUNT=3")  # fmt: skip
+    rows = api.get(url, window).json()["deliveries"]
+    assert len(rows) == 6  # 3 days x 2 zones
+    for row in rows:
+        assert row["run_at_local"][11:16] == "09:00", row
+        assert len(row["zones"]) == 1
+        assert row["audience_estimate"]["devices"] == 1
+    stored = {(d.run_at, d.condition) for d in Delivery.objects.filter(campaign=campaign)}
+    listed_planned = {
+        (datetime.fromisoformat(row["run_at"]), row["target"]["condition"])
+        for row in rows
+        if row["status"] == "pending"
+    }
+    assert listed_planned == stored  # what is planned is listed as stored
+    assert {row["status"] for row in rows} == {"pending", "unplanned"}  # the rest: to come
+    # What the planner later makes of the unplanned ones is what the preview said.
+    unplanned = {(datetime.fromisoformat(r["run_at"]), r["target"]["condition"])
+                 for r in rows if r["status"] == "unplanned"}  # fmt: skip
+    settings.PLAN_HORIZON_SECONDS = 5 * 24 * 3600
+    from apps.notifications import planning
+
+    planning.refill(now=datetime(2027, 3, 12, 12, tzinfo=UTC))
+    assert {(d.run_at, d.condition) for d in Delivery.objects.filter(campaign=campaign)} == (
+        stored | unplanned
+    )
+    assert (
+        api.get(url, {"from": "2027-03-13T00:00:00Z", "to": "2027-03-12T00:00:00Z"}).status_code
+        == 400
+    )
