@@ -128,6 +128,9 @@ class CampaignContent(BaseModel):
     data = models.JSONField(default=dict, blank=True)
     link = models.URLField(max_length=1000, blank=True, default="")
     analytics_label = models.CharField(max_length=50, blank=True, default="")
+    # Other languages of the workspace: {"de": {"title": ..., "subtitle": ...}}. The content's
+    # own title and subtitle are in the workspace's default language.
+    translations = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["campaign", "position"]

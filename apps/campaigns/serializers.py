@@ -10,6 +10,7 @@ from apps.campaigns import recurrence
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS, Campaign, CampaignContent
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
+from apps.common.languages import normalize_language
 from apps.common.serializers import OptionalURLField, TimeZoneField, prohibit_null_keys
 from apps.devices import selectors as devices
 from apps.notifications.models import Delivery
@@ -36,9 +37,36 @@ class TargetSerializer(serializers.Serializer):
     )
 
 
+class TranslationSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    subtitle = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class TranslationsField(serializers.DictField):
+    """{"de": {"title", "subtitle"}, ...}: keys are language tags, written in their one
+    spelling (`pt_br` -> `pt-BR`)."""
+
+    child = TranslationSerializer()
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        tags = {}
+        for key, text in value.items():
+            tag = normalize_language(key)
+            if tag is None:
+                raise serializers.ValidationError({key: ["Not a BCP 47 language tag."]})
+            tags[tag] = dict(text)
+        return tags
+
+
 class ContentSerializer(serializers.ModelSerializer):
     image_url = OptionalURLField()
     link = OptionalURLField()
+    translations = serializers.DictField(
+        child=TranslationSerializer(),
+        help_text="Title and subtitle per other language of the workspace; devices of a "
+        "language without one get the content's own text (the default language's).",
+    )
 
     class Meta:
         model = CampaignContent
@@ -51,6 +79,7 @@ class ContentSerializer(serializers.ModelSerializer):
             "data",
             "link",
             "analytics_label",
+            "translations",
         ]
         read_only_fields = fields
 
@@ -72,6 +101,14 @@ class ContentWriteSerializer(serializers.Serializer):
     )
     link = serializers.URLField(max_length=1000, required=False, allow_blank=True)
     analytics_label = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    translations = TranslationsField(
+        required=False,
+        help_text="Title and subtitle per other language of the workspace "
+        '(`{"de": {"title": "...", "subtitle": "..."}}`): each language then gets its own '
+        "delivery, to `target && 'pushpilot-lang-<tag>' in topics`; devices in a language "
+        "without a translation, or in none of the workspace's languages, get this content's "
+        "own text (the workspace's default language).",
+    )
 
 
 class CampaignSerializer(serializers.ModelSerializer):

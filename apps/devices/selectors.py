@@ -92,5 +92,13 @@ def zones_with_devices(workspace_id) -> list[str]:
     return sorted({reserved.zone_of(topic) for topic in rows})
 
 
+def has_devices(workspace_id) -> bool:
+    """Whether the workspace has active registered devices (they sit in topics PushPilot
+    can split a send by)."""
+    return TopicAudience.objects.filter(
+        workspace_id=workspace_id, topic__startswith=reserved.LANGUAGE_PREFIX, devices__gt=0
+    ).exists()
+
+
 def devices_of(workspace_id):
     return Device.objects.filter(workspace_id=workspace_id).order_by("-created_at", "id")

@@ -36,19 +36,23 @@ def zone_of(topic: str) -> str:
     return unquote(topic.removeprefix(ZONE_PREFIX))
 
 
-def within(*, topic: str = "", condition: str = "", any_of: list[str]) -> str:
-    """The condition "the target, and in one of these topics" (FCM names at most 5 topics in
-    a condition: the caller keeps the total within it)."""
-    target = f"'{topic}' in topics" if topic else f"({condition})"
-    alternatives = " || ".join(f"'{name}' in topics" for name in any_of)
-    return f"{target} && ({alternatives})" if len(any_of) > 1 else f"{target} && {alternatives}"
+def narrowed(*, topic: str = "", condition: str = "", zones=(), language: str = "") -> str:
+    """The condition "the target, and in one of these zones, and of this language" (FCM
+    names at most 5 topics in a condition: the caller keeps the total within it)."""
+    parts = [f"'{topic}' in topics" if topic else f"({condition})"]
+    if zones:
+        alternatives = " || ".join(f"'{zone_topic(zone)}' in topics" for zone in zones)
+        parts.append(f"({alternatives})" if len(zones) > 1 else alternatives)
+    if language:
+        parts.append(f"'{language_topic(language)}' in topics")
+    return " && ".join(parts)
 
 
 @lru_cache(maxsize=1)
-def longest_zone_topic() -> str:
+def longest_zone() -> str:
     from apps.common.timezones import known_timezones
 
-    return max((zone_topic(zone) for zone in known_timezones()), key=len)
+    return max(known_timezones(), key=lambda zone: len(zone_topic(zone)))
 
 
 def language_topic(tag: str) -> str:

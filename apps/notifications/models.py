@@ -94,7 +94,9 @@ class Delivery(BaseModel):
     )
     # Which part of the occurrence this is ("" for the whole audience; a zone, language or
     # variant once deliveries are split).
-    slice = models.CharField(max_length=64, blank=True, default="")
+    slice = models.CharField(max_length=128, blank=True, default="")
+    # The language whose copy it carries ("": the contents' own text).
+    language = models.CharField(max_length=35, blank=True, default="")
     topic = models.CharField(max_length=900, blank=True, default="")
     condition = models.CharField(max_length=1000, blank=True, default="")
     run_at = models.DateTimeField()

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from apps.campaigns import recurrence
 from apps.campaigns import selectors as campaign_selectors
-from apps.campaigns.models import Campaign, CampaignStatus
+from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
 from apps.campaigns.services import messages as campaign_messages
 from apps.common.logging import get_logger
 from apps.devices import selectors as devices
@@ -59,6 +59,7 @@ class PlannedDelivery:
     topic: str
     condition: str
     run_at: datetime
+    language: str = ""
 
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""
@@ -71,47 +72,85 @@ class PlannedDelivery:
             condition=self.condition,
             run_at=self.run_at,
             due_at=self.run_at,
+            language=self.language,
         )
 
 
 def deliveries_for(
-    campaign: Campaign, occurrence: Occurrence, *, zones: list[str], now: datetime
+    campaign: Campaign,
+    occurrence: Occurrence,
+    *,
+    zones: list[str],
+    now: datetime,
+    languages: list[str] = (),
 ) -> list[PlannedDelivery]:
     """How one occurrence is sent: once, to the campaign's whole target, at its instant —
-    or, delivered in each recipient's time zone, once per zone with registered devices
-    (`zones`) at the occurrence's wall-clock time there, to `target && <zone topic>`.
+    split by recipient zone and/or by language when the campaign asks for it.
 
-    Zones whose local time is the same instant share a delivery (as many as the target
-    leaves room for in FCM's 5 topics: `target && ('a' in topics || 'b' in topics)`). A
-    zone's time is resolved like the campaign's own: a time inside a DST gap is sent the
-    gap's length later, a time that happens twice at its first instant. A zone whose time is
-    already further in the past than the catch-up window when the occurrence is planned
-    gets no delivery of it (late is as useless there as anywhere). Without registered
-    devices there are no zones to split by: the occurrence is sent at its own instant.
+    By recipient time zone: once per zone with registered devices (`zones`) at the
+    occurrence's wall-clock time there, to `target && <zone topic>`. Zones whose local time
+    is the same instant share a delivery (as many as the target leaves room for in FCM's 5
+    topics: `target && ('a' in topics || 'b' in topics)`). A zone's time is resolved like the
+    campaign's own: a time inside a DST gap is sent the gap's length later, a time that
+    happens twice at its first instant. A zone whose time is already further in the past
+    than the catch-up window when the occurrence is planned gets no delivery of it.
+
+    By language (`languages`: the workspace's, when the contents are translated): each
+    delivery once per language, to `... && <language topic>`, carrying that language's copy
+    (the contents' own text for the default language and untranslated contents).
+
+    Without registered devices there are no zones or languages to split by: the occurrence
+    is sent whole, at its own instant, in the contents' own text.
     """
-    if not campaign.recipient_time_zone or not zones:
-        return [PlannedDelivery("", campaign.topic, campaign.condition, occurrence.at)]
+    slots: list[tuple[str, datetime, list[str]]] = [("", occurrence.at, [])]
+    if campaign.recipient_time_zone and zones:
+        slots = _zone_slots(campaign, occurrence, zones, now, localized=bool(languages))
+    planned = []
+    for name, run_at, group in slots:
+        for language in languages or [""]:
+            if not group and not language:
+                planned.append(PlannedDelivery("", campaign.topic, campaign.condition, run_at))
+                continue
+            condition = topics.narrowed(
+                topic=campaign.topic, condition=campaign.condition, zones=group, language=language
+            )
+            label = "|".join(part for part in (name, language and f"lang:{language}") if part)
+            planned.append(PlannedDelivery(label, "", condition, run_at, language))
+    return planned
+
+
+def _zone_slots(campaign, occurrence, zones, now, *, localized: bool) -> list[tuple]:
+    """(slice, run_at, zones) per group of zones sharing an instant (see deliveries_for)."""
     wall = datetime.fromisoformat(occurrence.local).replace(tzinfo=None)
     by_instant: dict[datetime, list[str]] = defaultdict(list)
     for zone in zones:
         by_instant[recurrence.to_utc(wall, recurrence.zone_for(zone))].append(zone)
     window = campaign.catch_up_window_seconds
     too_late = now - timedelta(seconds=window) if window is not None else None
-    room = campaign_messages.zone_room(campaign.topic, campaign.condition)
-    planned = []
+    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
+    slots = []
     for instant, group in sorted(by_instant.items()):
         if too_late is not None and instant < too_late:
             continue
         group.sort()
         for start in range(0, len(group), room):
             chunk = group[start : start + room]
-            condition = topics.within(
-                topic=campaign.topic,
-                condition=campaign.condition,
-                any_of=[topics.zone_topic(zone) for zone in chunk],
-            )
-            planned.append(PlannedDelivery(f"tz:{chunk[0]}", "", condition, instant))
-    return planned
+            slots.append((f"tz:{chunk[0]}", instant, chunk))
+    return slots
+
+
+def split_for(campaign: Campaign) -> tuple[list[str], list[str]]:
+    """The zones and languages the campaign's occurrences are split by now: those of its
+    workspace's registered devices, where the campaign asks for each."""
+    zones = (
+        devices.zones_with_devices(campaign.workspace_id) if campaign.recipient_time_zone else []
+    )
+    languages = []
+    if campaign_messages.is_localized(
+        [{"translations": t} for t in campaign.contents.values_list("translations", flat=True)]
+    ) and devices.has_devices(campaign.workspace_id):
+        languages = list(campaign.workspace.languages)
+    return zones, languages
 
 
 def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]:
@@ -163,51 +202,66 @@ def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]
         for occurrence in occurrences
         if not Delivery.objects.filter(occurrence=occurrence).exists()
     ]
-    zones = (
-        devices.zones_with_devices(campaign.workspace_id) if campaign.recipient_time_zone else []
-    )
+    zones, languages = split_for(campaign)
     Delivery.objects.bulk_create(
         [
             planned.row(occurrence)
             for occurrence in unplanned
-            for planned in deliveries_for(campaign, occurrence, zones=zones, now=now)
+            for planned in deliveries_for(
+                campaign, occurrence, zones=zones, languages=languages, now=now
+            )
         ],
         ignore_conflicts=True,
     )
     return occurrences
 
 
-def cover_new_zones(campaign: Campaign, *, now: datetime) -> int:
-    """A campaign delivered by recipient zone, planned before devices in some zone were
-    registered: give its occurrences still to come a delivery for each such zone (the zones
-    already covered keep theirs). The caller holds the campaign's row lock; returns how many
-    deliveries were added."""
-    zones = devices.zones_with_devices(campaign.workspace_id)
-    if not zones:
+def cover_new_recipients(campaign: Campaign, *, now: datetime) -> int:
+    """A campaign split by recipient zone or language, planned before devices of some zone
+    registered (or before the workspace added a language): give its occurrences still to
+    come a delivery for each (zone, language) they do not cover yet; what is covered keeps
+    its delivery. The caller holds the campaign's row lock; returns how many were added."""
+    zones, languages = split_for(campaign)
+    if not zones and not languages:
         return 0
     added = 0
     # An occurrence's zones spread over about a day around its own instant.
     for occurrence in Occurrence.objects.filter(campaign=campaign, at__gte=now - ZONE_SPREAD):
-        slices = list(
-            Delivery.objects.filter(occurrence=occurrence).values_list("slice", "condition")
-        )
-        if not slices or any(not name.startswith("tz:") for name, _ in slices):
-            continue  # planned whole, at its own instant: it reaches every zone already
+        existing = list(Delivery.objects.filter(occurrence=occurrence))
+        if not existing or any(delivery.slice == "" for delivery in existing):
+            continue  # planned whole, at its own instant: it reaches everyone already
         covered = {
-            topics.zone_of(topic)
-            for _, condition in slices
-            for topic in fcm_validation.validate_condition(condition)
-            if topics.topic_kind(topic) == "zone"
+            (zone, delivery.language) for delivery in existing for zone in _zones_of(delivery)
         }
-        missing = [zone for zone in zones if zone not in covered]
-        if not missing:
-            continue
-        planned = deliveries_for(campaign, occurrence, zones=missing, now=now)
+        missing: dict[str, list[str]] = defaultdict(list)
+        for language in languages or [""]:
+            for zone in zones or [""]:
+                if (zone, language) not in covered:
+                    missing[language].append(zone)
+        planned = [
+            item
+            for language, missing_zones in missing.items()
+            for item in deliveries_for(
+                campaign, occurrence, zones=[zone for zone in missing_zones if zone],
+                languages=[language] if language else [], now=now,
+            )
+        ]  # fmt: skip
         Delivery.objects.bulk_create(
             [item.row(occurrence) for item in planned], ignore_conflicts=True
         )
         added += len(planned)
     return added
+
+
+def _zones_of(delivery: Delivery) -> list[str]:
+    """The recipient zones a delivery is for ("" : every zone)."""
+    if not delivery.slice.startswith("tz:"):
+        return [""]
+    return [
+        topics.zone_of(topic)
+        for topic in fcm_validation.validate_condition(delivery.condition)
+        if topics.topic_kind(topic) == "zone"
+    ]
 
 
 def refill(*, now: datetime | None = None, limit: int = 500) -> list:
@@ -237,29 +291,26 @@ def refill(*, now: datetime | None = None, limit: int = 500) -> list:
                 refilled.append(campaign_id)
     if refilled:
         logger.info("plans_refilled", campaigns=len(refilled))
-    _cover_new_zones_everywhere(now, limit)
+    _cover_new_recipients_everywhere(now, limit)
     return refilled
 
 
-def _cover_new_zones_everywhere(now: datetime, limit: int) -> None:
-    by_zone = (
-        Campaign.objects.filter(
-            status__in=ACTIVE_CAMPAIGN_STATUSES,
-            recipient_time_zone=True,
-            workspace__is_deleted=False,
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+def _cover_new_recipients_everywhere(now: datetime, limit: int) -> None:
+    split = Campaign.objects.filter(
+        status__in=ACTIVE_CAMPAIGN_STATUSES, workspace__is_deleted=False
+    ).filter(
+        Q(recipient_time_zone=True)
+        | Exists(CampaignContent.objects.filter(campaign=OuterRef("pk")).exclude(translations={}))
     )
-    for campaign_id in list(by_zone):
+    for campaign_id in list(split.order_by("pk").values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             campaign = (
                 Campaign.objects.select_for_update()
                 .filter(pk=campaign_id, status__in=ACTIVE_CAMPAIGN_STATUSES)
                 .first()
             )
-            if campaign is not None and cover_new_zones(campaign, now=now):
-                logger.info("zones_added", campaign_id=str(campaign_id))
+            if campaign is not None and cover_new_recipients(campaign, now=now):
+                logger.info("recipients_added", campaign_id=str(campaign_id))
 
 
 def drop_unstarted(campaign: Campaign, *, now: datetime | None = None) -> int:

@@ -9,7 +9,6 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignStatus
-from apps.devices import selectors as devices
 from apps.devices import topics
 from apps.integrations.firebase import validation as fcm_validation
 from apps.notifications import planning
@@ -87,6 +86,7 @@ class PreviewedDelivery:
     occurrence_local: str
     slice: str
     zones: list[str]  # the recipients' zones it is for; empty: every zone, at one instant
+    language: str  # whose copy it carries; "": the contents' own text, to everyone
     topic: str
     condition: str
     run_at: datetime
@@ -114,11 +114,7 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
         CampaignStatus.DRAFT,
         *planning.ACTIVE_CAMPAIGN_STATUSES,
     ):
-        zones = (
-            devices.zones_with_devices(campaign.workspace_id)
-            if campaign.recipient_time_zone
-            else []
-        )
+        zones, languages = planning.split_for(campaign)
         # Occurrences whose deliveries can fall in the range: zones spread them around.
         spread = planning.ZONE_SPREAD if campaign.recipient_time_zone else timedelta(0)
         for item in schedule.occurrences(start - spread - timedelta(microseconds=1)):
@@ -127,7 +123,9 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
             if item.utc in known:
                 continue
             occurrence = Occurrence(campaign=campaign, at=item.utc, local=item.local.isoformat())
-            for delivery in planning.deliveries_for(campaign, occurrence, zones=zones, now=now):
+            for delivery in planning.deliveries_for(
+                campaign, occurrence, zones=zones, languages=languages, now=now
+            ):
                 if start <= delivery.run_at < end:
                     planned[(item.utc, delivery.slice)] = _previewed(
                         campaign, item.utc, occurrence.local, delivery, status="unplanned"
@@ -145,5 +143,5 @@ def _previewed(campaign, at, local, delivery, status=None) -> PreviewedDelivery:
     return PreviewedDelivery(
         occurrence_at=at, occurrence_local=local, slice=delivery.slice, zones=zones,
         topic=delivery.topic, condition=delivery.condition, run_at=delivery.run_at,
-        status=status or delivery.status,
+        status=status or delivery.status, language=delivery.language,
     )  # fmt: skip

@@ -209,14 +209,15 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
                 delivery=run.delivery,
                 content=content,
                 position=content.position,
-                title=content.title,
-                body=content.subtitle,
+                title=title,
+                body=body,
                 status=NotificationStatus.SENDING,
                 claim_token=token,
             )
             for run in runs
             for content in by_campaign[run.delivery.campaign_id]
             if (run.delivery.pk, content.pk) not in skip
+            for title, body in [campaigns.localized_text(content, run.delivery.language)]
         ]
 
     if all(run.delivery.attempts == 1 for run in runs):
@@ -304,6 +305,7 @@ def _send(batch: Batch) -> dict[uuid.UUID, Outcome]:
                     notification.content,
                     target=delivery.target,
                     notification_id=notification.pk,
+                    language=delivery.language,
                 )
             except MessageInvalid as exc:
                 outcomes[notification.pk] = Outcome(

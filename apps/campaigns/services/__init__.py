@@ -18,7 +18,7 @@ from apps.campaigns.services.editing import (
     duplicate_campaign,
     update_campaign,
 )
-from apps.campaigns.services.messages import MAX_CONTENTS, message_for
+from apps.campaigns.services.messages import MAX_CONTENTS, localized_text, message_for
 from apps.campaigns.services.scheduling import (
     cancel_campaign,
     schedule_campaign,
@@ -40,6 +40,7 @@ __all__ = [
     "delete_campaign",
     "duplicate_campaign",
     "is_sendable",
+    "localized_text",
     "lock_for_sending",
     "mark_running",
     "message_for",

@@ -18,6 +18,7 @@ from apps.campaigns.services.messages import (
     MAX_CONTENTS,
     clean_content,
     content_values,
+    is_localized,
     option_values,
     validate_contents,
     validate_options,
@@ -58,12 +59,15 @@ def create_campaign(
     unknown = set(options) - set(OPTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown campaign fields: {sorted(unknown)}")
-    topic, condition = validate_target(topic, condition, recipient_time_zone=recipient_time_zone)
-    validate_options(options)
     contents = [clean_content(content) for content in contents]
+    topic, condition = validate_target(
+        topic, condition, recipient_time_zone=recipient_time_zone,
+        localized=is_localized(contents),
+    )  # fmt: skip
+    validate_options(options)
     validate_contents(
         contents, topic=topic, condition=condition, options=options,
-        recipient_time_zone=recipient_time_zone,
+        recipient_time_zone=recipient_time_zone, **_languages(workspace),
     )  # fmt: skip
     schedule = schedule_fields(
         start=scheduled_at,
@@ -118,16 +122,18 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
         else:
             topic, condition = campaign.topic, campaign.condition
         by_zone = changes.get("recipient_time_zone", campaign.recipient_time_zone)
-        topic, condition = validate_target(topic, condition, recipient_time_zone=by_zone)
-        options = {name: changes.get(name, getattr(campaign, name)) for name in OPTION_FIELDS}
-        validate_options(options)
         if "contents" in changes:
             contents = [clean_content(content) for content in changes["contents"]]
         else:
             contents = [content_values(content) for content in campaign.contents.all()]
+        topic, condition = validate_target(
+            topic, condition, recipient_time_zone=by_zone, localized=is_localized(contents)
+        )
+        options = {name: changes.get(name, getattr(campaign, name)) for name in OPTION_FIELDS}
+        validate_options(options)
         validate_contents(
             contents, topic=topic, condition=condition, options=options,
-            recipient_time_zone=by_zone,
+            recipient_time_zone=by_zone, **_languages(campaign.workspace),
         )  # fmt: skip
         updates.update(topic=topic, condition=condition, recipient_time_zone=by_zone)
         updates.update(option_values({n: changes[n] for n in OPTION_FIELDS if n in changes}))
@@ -159,6 +165,10 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
         metadata={"fields": sorted(changes)},
     )
     return selectors.get_campaign(workspace=campaign.workspace, campaign_id=campaign.pk)
+
+
+def _languages(workspace) -> dict[str, Any]:
+    return {"languages": workspace.languages, "default_language": workspace.default_language}
 
 
 def _replace_contents(campaign: Campaign, contents: Sequence[Mapping[str, Any]]) -> None:

@@ -19,11 +19,13 @@ MAX_CONTENTS = 20
 
 NULLABLE_OPTIONS = frozenset({"ttl_seconds", "badge"})
 
-CONTENT_FIELDS = ("title", "subtitle", "image_url", "data", "link", "analytics_label")
+CONTENT_FIELDS = (
+    "title", "subtitle", "image_url", "data", "link", "analytics_label", "translations",
+)  # fmt: skip
 
 
 def validate_target(
-    topic: str, condition: str, *, recipient_time_zone: bool = False
+    topic: str, condition: str, *, recipient_time_zone: bool = False, localized: bool = False
 ) -> tuple[str, str]:
     topic, condition = (topic or "").strip(), (condition or "").strip()
     if bool(topic) == bool(condition):
@@ -32,27 +34,56 @@ def validate_target(
         named = [fcm.validate_topic(topic)] if topic else fcm.validate_condition(condition)
     except fcm.MessageInvalid as exc:
         raise ValidationFailed(details={"target": [exc.message]}) from None
-    if recipient_time_zone:
-        if len(named) >= fcm.MAX_CONDITION_TOPICS:
-            raise ValidationFailed.on(
-                "recipient_time_zone",
-                f"Delivering in each recipient's time zone adds a zone topic to the target's "
-                f"condition, and FCM allows {fcm.MAX_CONDITION_TOPICS} topics in one: the "
-                f"target may name at most {fcm.MAX_CONDITION_TOPICS - 1} (it names {len(named)}).",
-            )
-        if any(name.startswith(topics.ZONE_PREFIX) for name in named):
-            raise ValidationFailed.on(
-                "recipient_time_zone",
-                f"The target already picks a time zone ({topics.ZONE_PREFIX}... topic): "
-                "deliver it at one instant instead.",
-            )
+    added = {"recipient_time_zone": recipient_time_zone, "contents": localized}
+    if any(added.values()) and len(named) + sum(added.values()) > fcm.MAX_CONDITION_TOPICS:
+        field = "recipient_time_zone" if recipient_time_zone else "contents"
+        raise ValidationFailed.on(
+            field,
+            "Delivering in each recipient's time zone adds a zone topic and translated "
+            f"contents a language topic to the target's condition, and FCM allows "
+            f"{fcm.MAX_CONDITION_TOPICS} topics in one: this target may name at most "
+            f"{fcm.MAX_CONDITION_TOPICS - sum(added.values())} (it names {len(named)}).",
+        )
+    if localized and any(name.startswith(topics.LANGUAGE_PREFIX) for name in named):
+        raise ValidationFailed.on(
+            "contents",
+            f"The target already picks a language ({topics.LANGUAGE_PREFIX}... topic): send "
+            "it without translations.",
+        )
+    if recipient_time_zone and any(name.startswith(topics.ZONE_PREFIX) for name in named):
+        raise ValidationFailed.on(
+            "recipient_time_zone",
+            f"The target already picks a time zone ({topics.ZONE_PREFIX}... topic): deliver "
+            "it at one instant instead.",
+        )
     return topic, condition
 
 
-def zone_room(topic: str, condition: str) -> int:
-    """How many zone topics one delivery of this target can add."""
+def zone_room(topic: str, condition: str, *, localized: bool = False) -> int:
+    """How many zone topics one delivery of this target can add (besides a language topic,
+    when its contents are translated)."""
     named = 1 if topic else len(fcm.validate_condition(condition))
-    return fcm.MAX_CONDITION_TOPICS - named
+    return fcm.MAX_CONDITION_TOPICS - named - localized
+
+
+def is_localized(contents: Sequence[Mapping[str, Any]]) -> bool:
+    return any(content.get("translations") for content in contents)
+
+
+def localized_text(content: CampaignContent, language: str) -> tuple[str, str]:
+    """(title, subtitle) of a content in `language` (see localized)."""
+    values = localized({"title": content.title, "subtitle": content.subtitle,
+                        "translations": content.translations}, language)  # fmt: skip
+    return values["title"], values["subtitle"]
+
+
+def localized(values: Mapping[str, Any], language: str) -> Mapping[str, Any]:
+    """A content's values in `language`: its translation's title and subtitle, or its own
+    text when it has none."""
+    translation = (values.get("translations") or {}).get(language) if language else None
+    if not translation:
+        return values
+    return {**values, "title": translation["title"], "subtitle": translation.get("subtitle", "")}
 
 
 def validate_options(options: Mapping[str, Any]) -> None:
@@ -148,11 +179,12 @@ def message_for(
     *,
     target: Mapping[str, str],
     notification_id: uuid.UUID,
+    language: str = "",
 ) -> dict:
     """The FCM message one content of this campaign is sent as, to one delivery's target
-    ({"topic": ...} or {"condition": ...}), validated by the builder."""
+    ({"topic": ...} or {"condition": ...}) in its language, validated by the builder."""
     return _build(
-        content_values(content),
+        localized(content_values(content), language),
         topic=target.get("topic", ""),
         condition=target.get("condition", ""),
         options={name: getattr(campaign, name) for name in OPTION_FIELDS},
@@ -168,33 +200,58 @@ def validate_contents(
     condition: str,
     options: Mapping[str, Any],
     recipient_time_zone: bool = False,
+    languages: Sequence[str] = (),
+    default_language: str = "",
 ) -> None:
-    """Every content must make a valid FCM message for this target and these options,
-    size included (delivered by recipient zone: with the longest condition a delivery can
-    get). Errors come back like DRF's nested ones: {"contents": [{}, {field: [..]}]}."""
-    if recipient_time_zone:
-        longest = [topics.longest_zone_topic()] * zone_room(topic, condition)
-        topic, condition = "", topics.within(topic=topic, condition=condition, any_of=longest)
+    """Every content, in each of its languages, must make a valid FCM message for this
+    target and these options, size included — with the longest condition a delivery can get
+    (by recipient zone, by language). Translations are for the workspace's `languages` other
+    than the default (the content's own text). Errors come back like DRF's nested ones:
+    {"contents": [{}, {field: [..]}]}, a translation's as `translations.<tag>.<field>`."""
     if len(contents) > MAX_CONTENTS:
         raise ValidationFailed.on("contents", f"At most {MAX_CONTENTS} contents per campaign.")
+    by_language = is_localized(contents)
+    zones = [topics.longest_zone()] * zone_room(topic, condition, localized=by_language)
+    longest_tag = max(languages, key=len, default="")
+    if recipient_time_zone or by_language:
+        topic, condition = "", topics.narrowed(
+            topic=topic, condition=condition, zones=zones if recipient_time_zone else (),
+            language=longest_tag if by_language else "",
+        )  # fmt: skip
     errors: list[dict[str, list[str]]] = []
     for content in contents:
         item: dict[str, list[str]] = {}
-        try:
-            if content.get("data"):
-                fcm.validate_data(dict(content["data"]))
-            if content.get("analytics_label"):
-                fcm.validate_analytics_label(content["analytics_label"])
-            _build(
-                content,
-                topic=topic,
-                condition=condition,
-                options=options,
-                notification_id=_PLACEHOLDER_ID,
-                campaign_id=_PLACEHOLDER_ID,
-            )
-        except fcm.MessageInvalid as exc:
-            item.setdefault(_content_error_field(exc.field), []).append(exc.message)
+        for tag in content.get("translations") or {}:
+            if tag == default_language:
+                item.setdefault(f"translations.{tag}", []).append(
+                    "The content's own title and subtitle are in the default language."
+                )
+            elif tag not in languages:
+                item.setdefault(f"translations.{tag}", []).append(
+                    f"Not a language of the workspace ({', '.join(languages)}): add it first."
+                )
+        for tag in ["", *(content.get("translations") or {})]:
+            try:
+                if content.get("data"):
+                    fcm.validate_data(dict(content["data"]))
+                if content.get("analytics_label"):
+                    fcm.validate_analytics_label(content["analytics_label"])
+                _build(
+                    localized(content, tag),
+                    topic=topic,
+                    condition=condition,
+                    options=options,
+                    notification_id=_PLACEHOLDER_ID,
+                    campaign_id=_PLACEHOLDER_ID,
+                )
+            except fcm.MessageInvalid as exc:
+                field = _content_error_field(exc.field)
+                key = (
+                    f"translations.{tag}.{field}"
+                    if tag and field in ("title", "subtitle")
+                    else field
+                )
+                item.setdefault(key, []).append(exc.message)
         errors.append(item)
     if any(errors):
         raise ValidationFailed(details={"contents": errors})
@@ -209,4 +266,8 @@ def clean_content(values: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("subtitle", "image_url", "link", "analytics_label"):
         cleaned[name] = cleaned[name] or ""
     cleaned["data"] = dict(cleaned["data"] or {})
+    cleaned["translations"] = {
+        tag: {"title": text["title"], "subtitle": text.get("subtitle") or ""}
+        for tag, text in (cleaned["translations"] or {}).items()
+    }
     return cleaned

@@ -97,7 +97,12 @@ def schedule_campaign(
     if not contents:
         raise ValidationFailed.on("contents", "Add at least one content before scheduling.")
     options = {name: getattr(campaign, name) for name in OPTION_FIELDS}
-    validate_contents(contents, topic=campaign.topic, condition=campaign.condition, options=options)
+    validate_contents(
+        contents, topic=campaign.topic, condition=campaign.condition, options=options,
+        recipient_time_zone=campaign.recipient_time_zone,
+        languages=campaign.workspace.languages,
+        default_language=campaign.workspace.default_language,
+    )  # fmt: skip
 
     start = stored_start(campaign) if scheduled_at is _UNSET else scheduled_at
     if start is None:

@@ -2,6 +2,8 @@
 at the occurrence's wall-clock time there, to `target && <zone topic>` — judged per device
 by the fake FCM's reach report."""
 
+import contextlib
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -10,7 +12,8 @@ import pytest
 
 from apps.campaigns import services as campaigns
 from apps.devices import topics
-from apps.devices.services import registry
+from apps.devices.models import Device
+from apps.devices.services import registry, sync
 from apps.notifications.models import Delivery, Notification
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +51,19 @@ def register(workspace, zones, django_capture_on_commit_callbacks, per_zone=1) -
             registry.register_batch(
                 workspace_id=workspace.pk, payload={"devices": items[start : start + 1000]}
             )
+    settle_subscriptions(workspace)
+
+
+def settle_subscriptions(workspace) -> None:
+    """Until FCM holds every subscription (a sync FCM asked to wait is retried here)."""
+    for _ in range(20):
+        if not Device.objects.filter(workspace=workspace, needs_sync=True).exists():
+            return
+        Device.objects.update(sync_claim=None)  # a deferred sync's error backoff, skipped
+        with contextlib.suppress(sync.RetryLater):
+            sync.sync_workspace(workspace.pk)
+        time.sleep(0.2)
+    raise AssertionError("the devices' subscriptions did not settle")
 
 
 def make(workspace, owner, *, topic="news", condition="", **fields):
