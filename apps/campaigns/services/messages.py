@@ -245,16 +245,19 @@ def validate_contents(
                     campaign_id=_PLACEHOLDER_ID,
                 )
             except fcm.MessageInvalid as exc:
-                field = _content_error_field(exc.field)
-                key = (
-                    f"translations.{tag}.{field}"
-                    if tag and field in ("title", "subtitle")
-                    else field
-                )
-                item.setdefault(key, []).append(exc.message)
+                field = _error_key(tag, _content_error_field(exc.field))
+                item.setdefault(field, []).append(exc.message)
         errors.append(item)
     if any(errors):
         raise ValidationFailed(details={"contents": errors})
+
+
+def _error_key(language: str, field: str) -> str:
+    """Where a content's error goes: its field, or — in a translation — the translation's
+    field, or the translation itself (its message is too large, say)."""
+    if not language:
+        return field
+    return f"translations.{language}" + (f".{field}" if field in ("title", "subtitle") else "")
 
 
 def content_values(content: CampaignContent) -> dict[str, Any]:
