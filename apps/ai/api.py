@@ -20,6 +20,8 @@ from apps.ai.serializers import (
     SaveVariantSerializer,
     TemplateSerializer,
     TemplateWriteSerializer,
+    TranslateSerializer,
+    TranslationResultSerializer,
 )
 from apps.common.serializers import ErrorSerializer
 from apps.common.transactions import OutsideRequestTransaction
@@ -106,6 +108,46 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
             },
         }
         return Response(GenerationResultSerializer(body).data)
+
+
+class TranslateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
+    """Draft a translation of a title and subtitle (for a content's `translations`)."""
+
+    throttle_classes = [*api_settings.DEFAULT_THROTTLE_CLASSES, AIGenerateThrottle]
+    serializer_class = TranslateSerializer
+
+    @extend_schema(
+        summary="Translate notification copy with AI",
+        description="Put a title and subtitle into another language (a BCP 47 tag) through "
+        "the configured AI provider, within the content limits (200 / 1000 characters) and "
+        "checked like generated copy (plain text, no HTML or Markdown; one repair attempt). "
+        "Nothing is saved: put the result in a campaign content's `translations`. Recorded "
+        "in /ai/generations (`task` translate). Without an AI provider the text comes back "
+        "unchanged with `translated` false and a `notice` saying so.\n\nMembers and above. "
+        "Throttled like /ai/generate (THROTTLE_AI); the provider failing: 502 "
+        "AI_PROVIDER_ERROR.",
+        request=TranslateSerializer,
+        responses={200: TranslationResultSerializer, 502: PROVIDER_ERROR},
+        examples=[
+            OpenApiExample(
+                "Into German",
+                value={"title": "Good morning", "subtitle": "Coffee's on us today",
+                       "language": "de"},
+                request_only=True,
+            )
+        ],
+    )  # fmt: skip
+    def post(self, request):
+        serializer = TranslateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        generation = services.translate_content(
+            workspace=self.workspace, user=request.user, **serializer.validated_data
+        )
+        (variant,) = generation.variants
+        body = {"id": generation.pk, "language": generation.language, **variant,
+                "translated": services.translated(generation), "provider": generation.provider,
+                "model": generation.model, "notice": services.offline_notice(generation)}  # fmt: skip
+        return Response(TranslationResultSerializer(body).data)
 
 
 @extend_schema_view(

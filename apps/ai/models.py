@@ -44,6 +44,9 @@ class AIGeneration(BaseModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # "copy" (variants written from a prompt) or "translate" (a title and subtitle put into
+    # `language`; `prompt` holds their JSON).
+    task = models.CharField(max_length=16, default="copy")
     prompt = models.TextField()
     tone = models.CharField(max_length=20, choices=Tone.choices)
     language = models.CharField(max_length=35, blank=True)

@@ -332,6 +332,10 @@ class OfflineProvider:
     model = OFFLINE_MODEL
 
     def complete(self, request: CompletionRequest) -> Completion:
+        if request.brief.task == "translate":
+            # No model, no translation: the text comes back as it was (the service says so).
+            source = json.loads(request.brief.prompt)
+            return Completion(text=json.dumps({"variants": [source]}), model=self.model)
         variants = self.write(request.brief)
         return Completion(text=json.dumps({"variants": variants}), model=self.model)
 

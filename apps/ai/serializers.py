@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from apps.ai import content
 from apps.ai.models import TONE_GUIDE, AIGeneration, Template, Tone
-from apps.common.serializers import OptionalURLField, prohibit_null_keys
+from apps.common.serializers import LanguageTagField, OptionalURLField, prohibit_null_keys
 
 TONE_HELP = "One of: " + "; ".join(f"`{tone}` — {guide}" for tone, guide in TONE_GUIDE.items())
 
@@ -80,6 +80,7 @@ class AIGenerationSerializer(serializers.ModelSerializer):
             "id",
             "created_at",
             "user",
+            "task",
             "prompt",
             "tone",
             "language",
@@ -159,3 +160,22 @@ class SaveVariantSerializer(serializers.Serializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=40), required=False, max_length=20
     )
+
+
+class TranslateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    subtitle = serializers.CharField(max_length=1000)
+    language = LanguageTagField(help_text="The language to translate into (BCP 47).")
+
+
+class TranslationResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The AIGeneration record; see /ai/generations.")
+    language = serializers.CharField()
+    title = serializers.CharField()
+    subtitle = serializers.CharField()
+    translated = serializers.BooleanField(
+        help_text="False when no AI model is configured: the text came back unchanged."
+    )
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    notice = serializers.CharField(allow_null=True)

@@ -12,6 +12,7 @@ template = api.TemplateViewSet.as_view(
 
 urlpatterns = [
     path("ai/generate", api.GenerateView.as_view(), name="ai-generate"),
+    path("ai/translate", api.TranslateView.as_view(), name="ai-translate"),
     path("ai/generations", generations, name="ai-generation-list"),
     path("ai/generations/<uuid:generation_id>", generation, name="ai-generation-detail"),
     path(

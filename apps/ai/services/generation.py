@@ -1,6 +1,7 @@
 """AI copy generation: the provider asked with retries, backoff and one repair attempt, and
 every generation recorded (AIGeneration)."""
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ from django.db import transaction
 from apps.ai import content
 from apps.ai.content import Brief
 from apps.ai.errors import AIProviderError
-from apps.ai.models import AIGeneration, GenerationStatus
+from apps.ai.models import AIGeneration, GenerationStatus, Tone
 from apps.ai.providers import (
     Completion,
     CompletionRequest,
@@ -40,6 +41,12 @@ DEADLINE_SECONDS = 60.0
 OFFLINE_NOTICE = (
     "Generated offline: PushPilot wrote these from your prompt without an AI model "
     "(English openers and closings). Set AI_API_KEY to use an AI provider."
+)
+
+
+OFFLINE_TRANSLATION_NOTICE = (
+    "Not translated: PushPilot has no AI model configured, so the text is returned as it "
+    "was. Set AI_API_KEY to use an AI provider, or write the translation yourself."
 )
 
 
@@ -174,7 +181,39 @@ def generate_notification_content(
     errors = content.brief_errors(brief)
     if errors:
         raise ValidationFailed(details=errors)
+    return _recorded(workspace=workspace, brief=brief, user=user, provider=provider)
 
+
+def translate_content(
+    *,
+    workspace,
+    title: str,
+    subtitle: str,
+    language: str,
+    user=None,
+    provider: ContentProvider | None = None,
+) -> AIGeneration:
+    """Ask the configured provider to put a title and subtitle into `language` (a BCP 47
+    tag), within the content limits, validated and recorded like generated copy (one
+    variant). The offline provider does not translate: it returns the text unchanged, and
+    `translated()` says so. Call it outside a transaction, like generation."""
+    brief = Brief(
+        prompt=json.dumps({"title": title, "subtitle": subtitle}, ensure_ascii=False),
+        tone=Tone.INFORMATIVE,  # unused by translation: the source's tone is kept
+        language=language,
+        max_title=content.TRANSLATION_MAX_TITLE,
+        max_subtitle=content.TRANSLATION_MAX_SUBTITLE,
+        task="translate",
+    )
+    return _recorded(workspace=workspace, brief=brief, user=user, provider=provider)
+
+
+def translated(generation: AIGeneration) -> bool:
+    return generation.task == "translate" and generation.provider != "offline"
+
+
+def _recorded(*, workspace, brief: Brief, user, provider: ContentProvider | None) -> AIGeneration:
+    """Run a brief through the provider (retries, one repair) and keep the record."""
     provider = provider or get_provider()
     run = _Run(model=provider.model)
     failure: ProviderFailure | None = None
@@ -189,6 +228,7 @@ def generate_notification_content(
         generation = AIGeneration.objects.create(
             workspace=workspace,
             user=user_or_none(user),
+            task=brief.task,
             prompt=brief.prompt,
             tone=brief.tone,
             language=brief.language or "",
@@ -207,7 +247,8 @@ def generate_notification_content(
             **run.usage,
         )
         audit.record(
-            "ai.generation.succeeded" if failure is None else "ai.generation.failed",
+            f"ai.{'translation' if brief.task == 'translate' else 'generation'}."
+            f"{'succeeded' if failure is None else 'failed'}",
             actor=user,
             workspace=workspace,
             target=generation,
@@ -250,4 +291,6 @@ def generate_notification_content(
 
 
 def offline_notice(generation: AIGeneration) -> str | None:
-    return OFFLINE_NOTICE if generation.provider == "offline" else None
+    if generation.provider != "offline":
+        return None
+    return OFFLINE_TRANSLATION_NOTICE if generation.task == "translate" else OFFLINE_NOTICE
