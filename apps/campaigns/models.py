@@ -78,6 +78,11 @@ class Campaign(SoftDeleteModel):
     # Each recipient gets it at the schedule's wall-clock time in their own zone (one delivery
     # per zone with registered devices, to `target && <zone topic>`), not at one instant.
     recipient_time_zone = models.BooleanField(default=False)
+    # An A/B test of its contents (see apps.campaigns.experiments): {"metric", "window_seconds",
+    # "buckets_per_variant", "fallback", "min_sample"}; null: every content to everyone.
+    experiment = models.JSONField(null=True, blank=True)
+    # The decision, once made: winner, reason, rates with intervals, p-values, samples.
+    experiment_result = models.JSONField(null=True, blank=True)
     # Catch-up after downtime: a run that starts more than this late is recorded as skipped
     # instead of sent (a "good morning" at 3 pm helps nobody). Null: always send, however late.
     catch_up_window_seconds = models.PositiveIntegerField(null=True, blank=True, default=3600)

@@ -97,6 +97,9 @@ class Delivery(BaseModel):
     slice = models.CharField(max_length=128, blank=True, default="")
     # The language whose copy it carries ("": the contents' own text).
     language = models.CharField(max_length=35, blank=True, default="")
+    # An experiment's: the position of the one content it sends ("0".."3"), or "winner" (the
+    # rest of the audience, after the test window); "": every content.
+    variant = models.CharField(max_length=8, blank=True, default="")
     topic = models.CharField(max_length=900, blank=True, default="")
     condition = models.CharField(max_length=1000, blank=True, default="")
     run_at = models.DateTimeField()
