@@ -141,8 +141,23 @@ def _stats(campaign: Campaign) -> dict[str, Any]:
         "status": campaign.status,
         "totals": totals.as_dict(),
         "contents": contents,
+        "experiment": campaign.experiment_result,
         "generated_at": timezone.now(),
     }
+
+
+def counts_by_content(campaign: Campaign) -> dict[Any, dict[str, int]]:
+    """content id -> event type (and sent/failed) -> count, uncached (decisions read it)."""
+    counts: dict[Any, dict[str, int]] = defaultdict(dict)
+    rows = (
+        EventRollup.objects.filter(workspace_id=campaign.workspace_id, campaign_id=campaign.pk)
+        .values_list("content_id", "event_type")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    for content_id, event_type, n in rows:
+        counts[content_id][event_type] = n
+    return counts
 
 
 # --- campaigns with their counts --------------------------------------------------------------

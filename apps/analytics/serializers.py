@@ -130,6 +130,10 @@ class CampaignStatsSerializer(serializers.Serializer):
     status = serializers.CharField()
     totals = TotalsSerializer()
     contents = ContentStatsSerializer(many=True)
+    experiment = serializers.JSONField(
+        allow_null=True,
+        help_text="The A/B test's decision, once made (see the campaign's experiment_result).",
+    )
     generated_at = serializers.DateTimeField(help_text="When these figures were computed.")
 
 

@@ -111,10 +111,40 @@ class ContentWriteSerializer(serializers.Serializer):
     )
 
 
+class ExperimentSerializer(serializers.Serializer):
+    metric = serializers.CharField(
+        required=False, help_text="`opened` (default), `clicked` or `conversion:<name>`, over "
+        "delivered.",
+    )  # fmt: skip
+    window_seconds = serializers.IntegerField(
+        required=False, help_text="How long the variants are tested before the rest of the "
+        "audience gets the chosen one (300 s to 7 days; default 3600).",
+    )  # fmt: skip
+    buckets_per_variant = serializers.IntegerField(
+        required=False, help_text="Tenths of the registered audience each variant is tested "
+        "on (default 1); the rest gets the chosen content.",
+    )  # fmt: skip
+    fallback = serializers.IntegerField(
+        required=False, help_text="Position of the content sent when no variant wins "
+        "(default 0).",
+    )  # fmt: skip
+    min_sample = serializers.IntegerField(
+        required=False, help_text="Deliveries each variant needs before a winner can be "
+        "declared (default 100).",
+    )  # fmt: skip
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
     contents = ContentSerializer(many=True, read_only=True)
     allowed_transitions = serializers.SerializerMethodField()
+    experiment = ExperimentSerializer(allow_null=True, read_only=True)
+    experiment_result = serializers.JSONField(
+        read_only=True, allow_null=True,
+        help_text="The experiment's decision once made: `winner`, `reason`, per variant "
+        "`delivered`, `successes`, `rate` and its 95 % Wilson `interval`, the `comparisons`' "
+        "p-values, `alpha` and the Bonferroni `threshold`.",
+    )  # fmt: skip
 
     class Meta:
         model = Campaign
@@ -129,6 +159,8 @@ class CampaignSerializer(serializers.ModelSerializer):
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
             "recipient_time_zone",
+            "experiment",
+            "experiment_result",
             "scheduled_at",
             "scheduled_local",
             "timezone",
@@ -186,6 +218,15 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
 
     target = TargetSerializer(help_text="Exactly one of topic or condition.")
     contents = ContentWriteSerializer(many=True, required=False, max_length=MAX_CONTENTS)
+    experiment = ExperimentSerializer(
+        required=False, allow_null=True,
+        help_text="An A/B test of the contents (2 to 4; each is a variant): each variant is "
+        "sent to `buckets_per_variant` tenths of the registered audience at the run time; "
+        "after `window_seconds` the best rate of `metric` wins if it beats every other "
+        "variant (two-proportion z-test, alpha 0.05, Bonferroni) with `min_sample` "
+        "deliveries each — else the `fallback` content — and goes to the rest of the "
+        "audience. One-off campaigns sent at one instant, without translations.",
+    )  # fmt: skip
     scheduled_at = WallClockDateTimeField(
         required=False,
         allow_null=True,
@@ -217,6 +258,7 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
             "recipient_time_zone",
+            "experiment",
             "scheduled_at",
             "timezone",
             "rrule",
@@ -249,6 +291,8 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
             data["contents"] = [dict(item) for item in data["contents"]]
         if "rrule" in data:
             data["rrule"] = data["rrule"] or ""
+        if data.get("experiment") is not None:
+            data["experiment"] = dict(data["experiment"])
         return data
 
 

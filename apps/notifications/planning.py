@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from apps.campaigns import recurrence
+from apps.campaigns import experiments, recurrence
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
 from apps.campaigns.services import messages as campaign_messages
@@ -60,6 +60,7 @@ class PlannedDelivery:
     condition: str
     run_at: datetime
     language: str = ""
+    variant: str = ""
 
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""
@@ -73,6 +74,7 @@ class PlannedDelivery:
             run_at=self.run_at,
             due_at=self.run_at,
             language=self.language,
+            variant=self.variant,
         )
 
 
@@ -102,6 +104,8 @@ def deliveries_for(
     Without registered devices there are no zones or languages to split by: the occurrence
     is sent whole, at its own instant, in the contents' own text.
     """
+    if campaign.experiment:
+        return _experiment_deliveries(campaign, occurrence)
     slots: list[tuple[str, datetime, list[str]]] = [("", occurrence.at, [])]
     if campaign.recipient_time_zone and zones:
         slots = _zone_slots(campaign, occurrence, zones, now, localized=bool(languages))
@@ -117,6 +121,32 @@ def deliveries_for(
             label = "|".join(part for part in (name, language and f"lang:{language}") if part)
             planned.append(PlannedDelivery(label, "", condition, run_at, language))
     return planned
+
+
+def _experiment_deliveries(campaign: Campaign, occurrence: Occurrence) -> list[PlannedDelivery]:
+    """An A/B test (apps.campaigns.experiments): each content to its own bucket topics at the
+    occurrence's time, then — after the test window — the chosen one to everyone else."""
+    config = campaign.experiment
+    per = config["buckets_per_variant"]
+    target = topics.narrowed(topic=campaign.topic, condition=campaign.condition)
+    planned, tested = [], []
+    for variant in range(campaign.contents.count()):
+        names = [topics.bucket_topic(b) for b in experiments.buckets_of(variant, per)]
+        tested += names
+        planned.append(
+            PlannedDelivery(f"ab:{variant}", "", f"{target} && {_any_of(names)}",
+                            occurrence.at, variant=str(variant))
+        )  # fmt: skip
+    winner_at = occurrence.at + timedelta(seconds=config["window_seconds"])
+    planned.append(
+        PlannedDelivery("ab:winner", "", f"{target} && !{_any_of(tested)}", winner_at,
+                        variant="winner")
+    )  # fmt: skip
+    return planned
+
+
+def _any_of(names: list[str]) -> str:
+    return "(" + " || ".join(f"'{name}' in topics" for name in names) + ")"
 
 
 def _zone_slots(campaign, occurrence, zones, now, *, localized: bool) -> list[tuple]:

@@ -215,10 +215,22 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
                 claim_token=token,
             )
             for run in runs
-            for content in by_campaign[run.delivery.campaign_id]
+            for content in contents_of(run.delivery)
             if (run.delivery.pk, content.pk) not in skip
             for title, body in [campaigns.localized_text(content, run.delivery.language)]
         ]
+
+    def contents_of(delivery: Delivery) -> list:
+        """Every content, or an experiment's one: a variant's, or the chosen one."""
+        contents = by_campaign[delivery.campaign_id]
+        if not delivery.variant:
+            return contents
+        position = (
+            campaigns.experiment_winner(delivery.campaign, now=now)
+            if delivery.variant == "winner"
+            else int(delivery.variant)
+        )
+        return [content for content in contents if content.position == position]
 
     if all(run.delivery.attempts == 1 for run in runs):
         # Every delivery's first start: no row can exist yet, each row made is this run's.

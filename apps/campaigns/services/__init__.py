@@ -26,6 +26,7 @@ from apps.campaigns.services.scheduling import (
     unschedule_campaign,
 )
 from apps.campaigns.services.sending import (
+    experiment_winner,
     is_sendable,
     lock_for_sending,
     mark_running,
@@ -39,6 +40,7 @@ __all__ = [
     "create_campaign",
     "delete_campaign",
     "duplicate_campaign",
+    "experiment_winner",
     "is_sendable",
     "localized_text",
     "lock_for_sending",

@@ -21,6 +21,7 @@ from apps.campaigns.services.messages import (
     is_localized,
     option_values,
     validate_contents,
+    validate_experiment,
     validate_options,
     validate_target,
 )
@@ -31,8 +32,9 @@ from apps.common.errors import ValidationFailed
 
 # Fields that change what is sent or when: editable only while the campaign is a draft.
 LOCKED_FIELDS = frozenset(
-    {"topic", "condition", "contents", "recipient_time_zone", *OPTION_FIELDS, *SCHEDULE_FIELDS}
-)
+    {"topic", "condition", "contents", "recipient_time_zone", "experiment", *OPTION_FIELDS,
+     *SCHEDULE_FIELDS}
+)  # fmt: skip
 # Name, description and the catch-up policy (it only governs future runs) change any time.
 FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
 DEFAULT_CATCH_UP_WINDOW_SECONDS = 3600
@@ -54,6 +56,7 @@ def create_campaign(
     exclusion_dates: Iterable = (),
     catch_up_window_seconds: int | None = DEFAULT_CATCH_UP_WINDOW_SECONDS,
     recipient_time_zone: bool = False,
+    experiment: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Campaign:
     unknown = set(options) - set(OPTION_FIELDS)
@@ -68,6 +71,10 @@ def create_campaign(
     validate_contents(
         contents, topic=topic, condition=condition, options=options,
         recipient_time_zone=recipient_time_zone, **_languages(workspace),
+    )  # fmt: skip
+    experiment = validate_experiment(
+        experiment, contents=contents, topic=topic, condition=condition, rrule=rrule or "",
+        recipient_time_zone=recipient_time_zone,
     )  # fmt: skip
     schedule = schedule_fields(
         start=scheduled_at,
@@ -84,6 +91,7 @@ def create_campaign(
         condition=condition,
         catch_up_window_seconds=catch_up_window_seconds,
         recipient_time_zone=recipient_time_zone,
+        experiment=experiment,
         **option_values(options),
         **schedule,
     )
@@ -136,6 +144,11 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
             recipient_time_zone=by_zone, **_languages(campaign.workspace),
         )  # fmt: skip
         updates.update(topic=topic, condition=condition, recipient_time_zone=by_zone)
+        updates["experiment"] = validate_experiment(
+            changes.get("experiment", campaign.experiment), contents=contents, topic=topic,
+            condition=condition, rrule=changes.get("rrule", campaign.rrule) or "",
+            recipient_time_zone=by_zone,
+        )  # fmt: skip
         updates.update(option_values({n: changes[n] for n in OPTION_FIELDS if n in changes}))
         if SCHEDULE_FIELDS & set(changes):
             updates.update(
@@ -222,6 +235,7 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
         description=source.description,
         catch_up_window_seconds=source.catch_up_window_seconds,
         recipient_time_zone=source.recipient_time_zone,
+        experiment=source.experiment,
         topic=source.topic,
         condition=source.condition,
         timezone=source.timezone,

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from apps.campaigns import experiments
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
 from apps.campaigns.models import Campaign, CampaignContent
 from apps.common.errors import ValidationFailed
@@ -57,6 +58,37 @@ def validate_target(
             "it at one instant instead.",
         )
     return topic, condition
+
+
+def validate_experiment(
+    experiment: Mapping[str, Any] | None,
+    *,
+    contents: Sequence[Mapping[str, Any]],
+    topic: str,
+    condition: str,
+    rrule: str,
+    recipient_time_zone: bool,
+) -> dict | None:
+    """The experiment with its defaults, or a 400 saying why this campaign cannot run it."""
+    if not experiment:
+        return None
+    config = {**experiments.DEFAULTS, **experiment}
+    unknown = set(experiment) - set(experiments.DEFAULTS)
+    if unknown:
+        raise ValidationFailed.on("experiment", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refused = [
+        (bool(rrule), "A recurring campaign cannot run an experiment: make it a one-off."),
+        (recipient_time_zone, "An experiment is sent at one instant: not by recipient time zone."),
+        (is_localized(contents), "An experiment compares untranslated contents."),
+    ]
+    for applies, message in refused:
+        if applies:
+            raise ValidationFailed.on("experiment", message)
+    named = 1 if topic else len(fcm.validate_condition(condition))
+    errors = experiments.problems(config, contents=len(contents), target_topics=named)
+    if errors:
+        raise ValidationFailed(details=errors)
+    return config
 
 
 def zone_room(topic: str, condition: str, *, localized: bool = False) -> int:

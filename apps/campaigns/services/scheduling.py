@@ -15,7 +15,11 @@ from apps.campaigns.errors import InvalidTransition
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.selectors import lock_campaign
-from apps.campaigns.services.messages import content_values, validate_contents
+from apps.campaigns.services.messages import (
+    content_values,
+    validate_contents,
+    validate_experiment,
+)
 from apps.campaigns.state_machine import allowed_transitions, can_transition, transition
 from apps.common.errors import ValidationFailed
 from apps.common.logging import get_logger
@@ -113,6 +117,11 @@ def schedule_campaign(
         rrule=campaign.rrule if rrule is None else rrule,
         exclusion_dates=campaign.exclusion_dates if exclusion_dates is None else exclusion_dates,
     )
+    validate_experiment(
+        campaign.experiment, contents=contents, topic=campaign.topic,
+        condition=campaign.condition, rrule=fields["rrule"] or "",
+        recipient_time_zone=campaign.recipient_time_zone,
+    )  # fmt: skip
     try:
         schedule = recurrence.build_schedule(
             start=datetime.fromisoformat(fields["scheduled_local"]),

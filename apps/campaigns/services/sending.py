@@ -9,9 +9,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from apps.analytics import selectors as analytics
+from apps.campaigns import experiments
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.state_machine import transition_many
+from apps.common import audit
 from apps.notifications import selectors as notification_selectors
 
 ENGINE_REASONS = {
@@ -96,3 +100,33 @@ def settle(campaign_ids, *, now: datetime) -> None:
         Campaign.all_objects.bulk_update(retimed, ["next_run_at", "last_run_at"])
     for (_, target), group in moves.items():
         transition_many(group, target, reason=ENGINE_REASONS[target], now=now)
+
+
+def experiment_winner(campaign: Campaign, *, now: datetime | None = None) -> int:
+    """The position of the content the rest of the audience gets: decided once, when the
+    first winner delivery starts (after the test window), from the variants' delivered and
+    metric counts; recorded on the campaign and audited. The caller holds the campaign's row
+    lock (the engine does while it starts a batch)."""
+    if campaign.experiment_result is not None:
+        return campaign.experiment_result["winner"]
+    config = campaign.experiment
+    counts = analytics.counts_by_content(campaign)
+    contents = list(campaign.contents.order_by("position").values_list("pk", flat=True))
+    samples = [
+        (counts.get(pk, {}).get(config["metric"], 0), counts.get(pk, {}).get("delivered", 0))
+        for pk in contents
+    ]
+    result = experiments.decide(
+        samples, fallback=config["fallback"], min_sample=config["min_sample"]
+    )
+    result.update(metric=config["metric"], decided_at=(now or timezone.now()).isoformat())
+    decided = Campaign.all_objects.filter(pk=campaign.pk, experiment_result__isnull=True).update(
+        experiment_result=result, updated_at=timezone.now()
+    )
+    if decided:
+        campaign.experiment_result = result
+        audit.record("campaign.experiment_decided", actor=None, workspace=campaign.workspace,
+                     target=campaign, metadata=result)  # fmt: skip
+    else:
+        campaign.refresh_from_db(fields=["experiment_result"])
+    return campaign.experiment_result["winner"]
