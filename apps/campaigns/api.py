@@ -362,7 +362,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
             rows.append({
                 "occurrence": item.occurrence_at, "occurrence_local": item.occurrence_local,
                 "run_at": item.run_at, "run_at_local": item.run_at.astimezone(zone).isoformat(),
-                "zones": item.zones, "language": item.language or None, "variant": None, "target": target,
+                "zones": item.zones, "language": item.language or None, "variant": item.variant or None, "target": target,
                 "status": item.status, "audience_estimate": estimates[key],
             })  # fmt: skip
         body = {"timezone": campaign.timezone, "deliveries": rows,

@@ -395,7 +395,11 @@ class PreviewDeliverySerializer(serializers.Serializer):
         "everyone at one instant.",
     )
     language = serializers.CharField(allow_null=True, help_text="Null: every language.")
-    variant = serializers.CharField(allow_null=True, help_text="Null: no experiment.")
+    variant = serializers.CharField(
+        allow_null=True,
+        help_text="An experiment's content position, or `winner` (the rest of the audience, "
+        "after the test window); null: every content.",
+    )
     target = TargetSerializer()
     status = serializers.CharField(
         help_text="The delivery's status, or `unplanned` for one the planner will make when "

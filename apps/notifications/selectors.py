@@ -87,6 +87,7 @@ class PreviewedDelivery:
     slice: str
     zones: list[str]  # the recipients' zones it is for; empty: every zone, at one instant
     language: str  # whose copy it carries; "": the contents' own text, to everyone
+    variant: str  # an experiment's content position, "winner", or "": every content
     topic: str
     condition: str
     run_at: datetime
@@ -144,4 +145,5 @@ def _previewed(campaign, at, local, delivery, status=None) -> PreviewedDelivery:
         occurrence_at=at, occurrence_local=local, slice=delivery.slice, zones=zones,
         topic=delivery.topic, condition=delivery.condition, run_at=delivery.run_at,
         status=status or delivery.status, language=delivery.language,
+        variant=delivery.variant,
     )  # fmt: skip

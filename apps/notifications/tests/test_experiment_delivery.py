@@ -136,3 +136,13 @@ def test_the_api_takes_and_shows_an_experiment(api):
     assert bad.status_code == 400
     assert "experiment.variants" in bad.json()["error"]["details"]
     assert topics.bucket_topic(0) == "pushpilot-bucket-0"
+
+
+def test_the_preview_shows_the_variants(connected_workspace, owner, api):
+    campaign = make(connected_workspace, owner, scheduled_at=AT)
+    rows = api.get(f"/api/v1/campaigns/{campaign.pk}/deliveries",
+                   {"from": "2027-02-01T00:00:00Z", "to": "2027-02-02T00:00:00Z"}).json()  # fmt: skip
+    assert [(r["variant"], r["run_at"]) for r in rows["deliveries"]] == [
+        ("0", "2027-02-01T09:00:00Z"), ("1", "2027-02-01T09:00:00Z"),
+        ("winner", "2027-02-01T09:30:00Z"),
+    ]  # fmt: skip
