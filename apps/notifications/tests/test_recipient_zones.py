@@ -4,6 +4,7 @@ by the fake FCM's reach report."""
 
 import contextlib
 import time
+import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -293,3 +294,54 @@ def test_the_preview_lists_what_is_planned_and_what_will_be(
         api.get(url, {"from": "2027-03-13T00:00:00Z", "to": "2027-03-12T00:00:00Z"}).status_code
         == 400
     )
+
+
+def test_daily_at_nine_local_in_each_recipients_language_across_a_dst_change(
+    connected_workspace, owner, fake_fcm, demo_account, run_due, django_capture_on_commit_callbacks
+):
+    from apps.workspaces import services as workspaces
+
+    workspaces.update_workspace(
+        workspace=connected_workspace, actor=owner, languages=["en", "pt-BR", "de", "ja"]
+    )
+    languages = ["en-US", "pt-BR", "de-DE", "ja"]
+    titles = {"en": "Good morning", "pt-BR": "Bom dia", "de": "Guten Morgen", "ja": "おはよう"}
+    items = [
+        {"token": token(n), "time_zone": ZONES[n % 30], "language": languages[(n // 30) % 4],
+         "platform": "android", "topics": ["news"]}
+        for n in range(1000)
+    ]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.register_batch(workspace_id=connected_workspace.pk, payload={"devices": items})
+    settle_subscriptions(connected_workspace)
+    campaign = campaigns.create_campaign(
+        workspace=connected_workspace, actor=owner, name="Good morning", topic="news",
+        contents=[{"title": "Good morning", "subtitle": "Coffee's on us",
+                   "translations": {tag: {"title": title, "subtitle": "…"}
+                                    for tag, title in titles.items() if tag != "en"}}],
+        recipient_time_zone=True,
+    )  # fmt: skip
+    schedule(campaign, owner, "2027-03-13T09:00:00", now=datetime(2027, 3, 12, tzinfo=UTC),
+             rrule="FREQ=DAILY;COUNT=3")  # fmt: skip
+    for run_at in sorted(
+        set(Delivery.objects.filter(campaign=campaign).values_list("run_at", flat=True))
+    ):
+        run_due(run_at)
+    sent_at = dict(
+        Notification.objects.filter(campaign=campaign).values_list("pk", "delivery__run_at")
+    )
+    received: dict[str, list[tuple]] = defaultdict(list)
+    for message in fake_fcm.messages(demo_account["project_id"]):
+        at = sent_at[uuid.UUID(message["message"]["data"]["pushpilot_notification_id"])]
+        for reached in message["reached"]:
+            received[reached].append((at, message["message"]["notification"]["title"]))
+    assert len(received) == 1000
+    for item in items:
+        zone, want = (
+            ZoneInfo(item["time_zone"]),
+            titles[{"en-US": "en", "de-DE": "de"}.get(item["language"], item["language"])],
+        )
+        got = sorted((at.astimezone(zone), title) for at, title in received[item["token"]])
+        assert [(t.date().isoformat(), t.hour, t.minute, title) for t, title in got] == [
+            (day, 9, 0, want) for day in ("2027-03-13", "2027-03-14", "2027-03-15")
+        ], item  # fmt: skip
