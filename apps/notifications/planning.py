@@ -102,7 +102,8 @@ def deliveries_for(
     (the contents' own text for the default language and untranslated contents).
 
     Without registered devices there are no zones or languages to split by: the occurrence
-    is sent whole, at its own instant, in the contents' own text.
+    is sent whole, at its own instant, in the contents' own text. An experiment's occurrence
+    is split by variant instead (_experiment_deliveries).
     """
     if campaign.experiment:
         return _experiment_deliveries(campaign, occurrence)
