@@ -1,13 +1,20 @@
-"""What the benchmark scripts share: paths, logging, ports, percentiles, a scratch database."""
+"""What the benchmark scripts share: paths, logging, ports, percentiles, a scratch database,
+the server (gunicorn as shipped) and its environment."""
 
+import contextlib
 import math
+import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +55,70 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
     )
+
+
+class Gunicorn:
+    def __init__(self, log_dir: Path, env: dict[str, str], workers: int, threads: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / "gunicorn.log"
+        self.log_file = open(self.log_path, "a")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+             "--threads", str(threads), "--max-requests", "0"],
+            cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start:\n" + self.log_path.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log_file.close()
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def django_env(database_url: str, settings_module: str, settings_text: str) -> dict[str, str]:
+    """The environment of the benchmark's server and of this process (which makes the
+    fixtures and JWTs with the same settings): DEBUG off (no query log kept per request),
+    config.settings plus `settings_text` as `settings_module`, in a temporary directory."""
+    settings_dir = Path(tempfile.mkdtemp(prefix="pushpilot-bench-settings-"))
+    (settings_dir / f"{settings_module}.py").write_text(settings_text)
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", uuid.uuid4().hex * 2),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "PYTHONPATH": os.pathsep.join([str(settings_dir), str(ROOT)]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+    sys.path.insert(0, str(settings_dir))
+    return env

@@ -51,21 +51,19 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-from benchlib import ROOT, log, migrate, percentile, recreate_database
-from ingest import Gunicorn, setup_django
+from benchlib import (
+    Gunicorn,
+    django_env,
+    log,
+    migrate,
+    percentile,
+    recreate_database,
+    setup_django,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench_devices"
 TARGET_DEVICES_PER_S = 2000
 TARGET_ESTIMATE_P95_MS = 50.0
-ZONES = [
-    "Europe/Paris", "Europe/London", "Europe/Berlin", "Europe/Madrid", "Europe/Lisbon",
-    "Europe/Moscow", "America/New_York", "America/Chicago", "America/Denver",
-    "America/Los_Angeles", "America/Sao_Paulo", "America/Argentina/Buenos_Aires",
-    "America/Mexico_City", "America/Toronto", "Asia/Tokyo", "Asia/Seoul", "Asia/Shanghai",
-    "Asia/Kolkata", "Asia/Dubai", "Asia/Singapore", "Asia/Jakarta", "Australia/Sydney",
-    "Australia/Perth", "Pacific/Auckland", "Africa/Cairo", "Africa/Lagos",
-    "Africa/Johannesburg", "Etc/GMT+5", "Atlantic/Reykjavik", "Pacific/Honolulu",
-]  # fmt: skip
 LANGUAGES = ["en", "pt-BR", "de", "ja"]
 APP_TOPICS = ["news", "sports", "deals", "weather", "beta"]
 PLATFORMS = ["android", "ios", "web"]
@@ -92,6 +90,8 @@ def make_fixtures():
 
 
 def make_devices(prefix: str, n: int) -> list[dict]:
+    from apps.devices.testing import SAMPLE_ZONES as ZONES
+
     rng = random.Random(prefix)
     return [
         {
@@ -194,6 +194,7 @@ def fill_registry(database_url: str, workspace_id, target: int) -> dict:
     """Top the registry up to `target` devices server-side, topics as registration computes
     them (sorted bytewise, like Python), then rebuild the counts from the rows."""
     from apps.devices import audience, topics
+    from apps.devices.testing import SAMPLE_ZONES as ZONES
 
     params = {
         "ws": workspace_id,
@@ -249,6 +250,7 @@ def fill_registry(database_url: str, workspace_id, target: int) -> dict:
 
 def random_targets(n: int) -> list[dict]:
     from apps.devices import topics
+    from apps.devices.testing import SAMPLE_ZONES as ZONES
 
     pool = [*APP_TOPICS, *(topics.zone_topic(z) for z in ZONES),
             *(topics.language_topic(t) for t in LANGUAGES),
@@ -359,21 +361,7 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="pushpilot-bench-devices-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    settings_dir = Path(tempfile.mkdtemp(prefix="pushpilot-bench-settings-"))
-    (settings_dir / "bench_devices_settings.py").write_text(BENCH_SETTINGS)
-    env = {
-        **os.environ,
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY", uuid.uuid4().hex * 2),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "bench_devices_settings",
-        "PYTHONPATH": os.pathsep.join([str(settings_dir), str(ROOT)]),
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    sys.path.insert(0, str(settings_dir))
+    env = django_env(database_url, "bench_devices_settings", BENCH_SETTINGS)
     log(f"database {urlsplit(database_url).path.lstrip('/')}, logs in {log_dir}")
 
     recreate_database(database_url)

@@ -37,13 +37,11 @@ a temporary directory, printed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import queue
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,7 +53,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-from benchlib import PYTHON, ROOT, free_port, log, migrate, percentile, recreate_database
+from benchlib import (
+    Gunicorn,
+    django_env,
+    log,
+    migrate,
+    percentile,
+    recreate_database,
+    setup_django,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench_ingest"
 TYPES = ["delivered", "opened", "clicked", "dismissed", "conversion:purchase", "conversion:signup"]
@@ -77,52 +83,6 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["ingest"] = "100000000/min"  # noqa: F4
 # Every stats request computes from the rollups (no cached answers).
 ANALYTICS_CACHE_SECONDS = 0
 """
-
-
-# --- processes and database -------------------------------------------------------------------
-class Gunicorn:
-    def __init__(self, log_dir: Path, env: dict[str, str], workers: int, threads: int) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / "gunicorn.log"
-        self.log_file = open(self.log_path, "a")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-             "--threads", str(threads), "--max-requests", "0"],
-            cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start:\n" + self.log_path.read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log_file.close()
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -395,23 +355,7 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="pushpilot-bench-ingest-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    settings_dir = Path(tempfile.mkdtemp(prefix="pushpilot-bench-settings-"))
-    (settings_dir / "bench_ingest_settings.py").write_text(BENCH_SETTINGS)
-    env = {
-        **os.environ,
-        # Production-like: DEBUG off (no query log kept per request, no debug pages).
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY", uuid.uuid4().hex * 2),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "bench_ingest_settings",
-        "PYTHONPATH": os.pathsep.join([str(settings_dir), str(ROOT)]),
-        "PYTHONUNBUFFERED": "1",
-    }
-    # This process makes the fixtures and the JWT: the same settings as the server.
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    sys.path.insert(0, str(settings_dir))
+    env = django_env(database_url, "bench_ingest_settings", BENCH_SETTINGS)
     log(f"database {urlsplit(database_url).path.lstrip('/')}, logs in {log_dir}")
 
     recreate_database(database_url)

@@ -9,20 +9,13 @@ from django.utils import timezone
 from apps.devices import topics
 from apps.devices.models import Device, DeviceStatus, TopicAudience
 from apps.devices.services import sync
+from apps.devices.testing import SAMPLE_ZONES
 from apps.integrations.firebase.client import FcmClient
 from apps.workspaces import services as workspaces
 
 pytestmark = pytest.mark.django_db
 
-ZONES = [
-    "Europe/Paris", "Europe/London", "Europe/Berlin", "Europe/Madrid", "Europe/Lisbon",
-    "Europe/Moscow", "America/New_York", "America/Chicago", "America/Denver",
-    "America/Los_Angeles", "America/Sao_Paulo", "America/Argentina/Buenos_Aires",
-    "America/Mexico_City", "America/Toronto", "Asia/Tokyo", "Asia/Seoul", "Asia/Shanghai",
-    "Asia/Kolkata", "Asia/Dubai", "Asia/Singapore", "Asia/Jakarta", "Australia/Sydney",
-    "Australia/Perth", "Pacific/Auckland", "Africa/Cairo", "Africa/Lagos",
-    "Africa/Johannesburg", "Etc/GMT+5", "Atlantic/Reykjavik", "Pacific/Honolulu",
-]  # fmt: skip
+ZONES = SAMPLE_ZONES
 LANGUAGES = ["en-US", "pt-BR", "de-DE", "ja"]
 WORKSPACE_LANGUAGES = ["en", "pt-BR", "de"]  # ja falls back to the default, en
 PLATFORMS = ["android", "ios", "web"]

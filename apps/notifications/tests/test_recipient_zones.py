@@ -15,19 +15,12 @@ from apps.campaigns import services as campaigns
 from apps.devices import topics
 from apps.devices.models import Device
 from apps.devices.services import registry, sync
+from apps.devices.testing import SAMPLE_ZONES
 from apps.notifications.models import Delivery, Notification
 
 pytestmark = pytest.mark.django_db
 
-ZONES = [
-    "Europe/Paris", "Europe/London", "Europe/Berlin", "Europe/Madrid", "Europe/Lisbon",
-    "Europe/Moscow", "America/New_York", "America/Chicago", "America/Denver",
-    "America/Los_Angeles", "America/Sao_Paulo", "America/Argentina/Buenos_Aires",
-    "America/Mexico_City", "America/Toronto", "Asia/Tokyo", "Asia/Seoul", "Asia/Shanghai",
-    "Asia/Kolkata", "Asia/Dubai", "Asia/Singapore", "Asia/Jakarta", "Australia/Sydney",
-    "Australia/Perth", "Pacific/Auckland", "Africa/Cairo", "Africa/Lagos",
-    "Africa/Johannesburg", "Etc/GMT+5", "Atlantic/Reykjavik", "Pacific/Honolulu",
-]  # fmt: skip
+ZONES = SAMPLE_ZONES
 
 
 @pytest.fixture(autouse=True)
