@@ -28,8 +28,8 @@ from apps.analytics import bulk, rollups
 from apps.analytics.metrics import events_discarded_total, events_ingested_total
 from apps.analytics.models import AnalyticsEvent, Platform
 from apps.campaigns.models import Campaign
+from apps.common import batches
 from apps.common import bulk as common_bulk
-from apps.common.errors import ValidationFailed
 from apps.notifications.models import Notification
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -88,7 +88,7 @@ def event_kind(event_type: str) -> str:
 
 def ingest_events(*, workspace_id: uuid.UUID, payload: Any, now: datetime | None = None):
     """Validate and store a batch reported by an app; returns an IngestResult."""
-    events = _batch(payload)
+    events = batches.items_of(payload, "events", MAX_EVENTS_PER_REQUEST)
     now = now or timezone.now()
     result = IngestResult()
     rules = _Rules(now)
@@ -155,19 +155,6 @@ def _count_metrics(kinds: Counter, result: IngestResult) -> None:
         events_discarded_total.labels("duplicate").inc(result.duplicates)
     if result.rejected:
         events_discarded_total.labels("invalid").inc(result.rejected)
-
-
-def _batch(payload: Any) -> list:
-    if not isinstance(payload, dict) or "events" not in payload:
-        raise ValidationFailed.on("events", "This field is required.")
-    events = payload["events"]
-    if not isinstance(events, list):
-        raise ValidationFailed.on("events", "Expected a list of events.")
-    if not 1 <= len(events) <= MAX_EVENTS_PER_REQUEST:
-        raise ValidationFailed.on(
-            "events", f"Send 1 to {MAX_EVENTS_PER_REQUEST} events per request."
-        )
-    return events
 
 
 def _reject(result: IngestResult, index: int, raw: Any, errors: dict[str, list[str]]) -> None:

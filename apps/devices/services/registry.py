@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.common import bulk
+from apps.common import batches, bulk
 from apps.common.errors import NotFound, ValidationFailed
 from apps.common.languages import best_language, normalize_language
 from apps.common.timezones import is_known_timezone
@@ -89,7 +89,7 @@ def register_one(*, workspace_id: uuid.UUID, payload: Any) -> Registration:
 
 def register_batch(*, workspace_id: uuid.UUID, payload: Any) -> RegisterResult:
     """Up to 1,000 devices (an import): invalid ones are described, the rest are kept."""
-    items = _batch(payload)
+    items = batches.items_of(payload, "devices", MAX_DEVICES_PER_REQUEST)
     valid, rejected = [], []
     for index, raw in enumerate(items):
         registration, errors = _validate(index, raw, workspace_id)
@@ -100,19 +100,6 @@ def register_batch(*, workspace_id: uuid.UUID, payload: Any) -> RegisterResult:
     result = _register(workspace_id, valid) if valid else RegisterResult()
     result.rejected, result.errors = len(rejected), rejected
     return result
-
-
-def _batch(payload: Any) -> list:
-    if not isinstance(payload, dict) or "devices" not in payload:
-        raise ValidationFailed.on("devices", "This field is required.")
-    items = payload["devices"]
-    if not isinstance(items, list):
-        raise ValidationFailed.on("devices", "Expected a list of devices.")
-    if not 1 <= len(items) <= MAX_DEVICES_PER_REQUEST:
-        raise ValidationFailed.on(
-            "devices", f"Send 1 to {MAX_DEVICES_PER_REQUEST} devices per request."
-        )
-    return items
 
 
 def _validate(index: int, raw: Any, workspace_id) -> tuple[Registration | None, dict]:
