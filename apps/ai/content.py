@@ -244,7 +244,8 @@ def clean_text(value: str) -> str:
     return value
 
 
-def _field_problems(label: str, value: str, limit: int) -> list[str]:
+def text_problems(label: str, value: str, limit: int) -> list[str]:
+    """What makes `value` unusable as notification copy (empty, too long, not plain text)."""
     if not value:
         return [f"{label} is empty"]
     problems = []
@@ -273,7 +274,7 @@ def validate_items(items: list, brief: Brief) -> ParseOutcome:
             outcome.problems.append(f"variant {position} needs string title and subtitle")
             continue
         title, subtitle = clean_text(title), clean_text(subtitle)
-        problems = _field_problems("title", title, brief.max_title) + _field_problems(
+        problems = text_problems("title", title, brief.max_title) + text_problems(
             "subtitle", subtitle, brief.max_subtitle
         )
         if problems:

@@ -197,6 +197,14 @@ def translate_content(
     tag), within the content limits, validated and recorded like generated copy (one
     variant). The offline provider does not translate: it returns the text unchanged, and
     `translated()` says so. Call it outside a transaction, like generation."""
+    errors = {
+        name: [f"{problem}: translations are plain text." for problem in problems]
+        for name, value, limit in (("title", title, content.TRANSLATION_MAX_TITLE),
+                                   ("subtitle", subtitle, content.TRANSLATION_MAX_SUBTITLE))
+        if (problems := content.text_problems(name, content.clean_text(value), limit))
+    }  # fmt: skip
+    if errors:  # the reply must pass these rules too: a source that breaks them never would
+        raise ValidationFailed(details=errors)
     brief = Brief(
         prompt=json.dumps({"title": title, "subtitle": subtitle}, ensure_ascii=False),
         tone=Tone.INFORMATIVE,  # unused by translation: the source's tone is kept

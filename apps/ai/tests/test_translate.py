@@ -61,7 +61,15 @@ def test_an_unusable_reply_is_repaired_or_a_502(api, fake_ai):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("language", "not a language"), ("title", "t" * 201), ("subtitle", ""), ("language", None)],
+    [
+        ("language", "not a language"),
+        ("title", "t" * 201),
+        ("subtitle", ""),
+        ("language", None),
+        ("title", "<b>Hi</b>"),
+        ("subtitle", "**bold** news"),
+        ("title", "a\x07b"),
+    ],
 )
 def test_bad_input_is_a_400(api, offline_ai, field, value):
     response = api.post(URL, {**SOURCE, field: value}, format="json")
