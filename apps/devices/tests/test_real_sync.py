@@ -22,7 +22,7 @@ def worker_env(fake_fcm):
         "DEVICE_SYNC_CLAIM_SECONDS": str(CLAIM),
         "DEVICE_SYNC_SWEEP_SECONDS": "0.5",
         "DEVICE_SYNC_COALESCE_SECONDS": "0.2",
-        "FCM_SUBSCRIPTIONS_PER_SECOND": "1500",
+        "FCM_SUBSCRIPTIONS_PER_SECOND": "1000",
     }
 
 

@@ -24,7 +24,7 @@ EXPERIMENT = {"metric": "opened", "window_seconds": 1800, "buckets_per_variant":
 @pytest.fixture(autouse=True)
 def _fast(settings):
     settings.DEVICE_SYNC_COALESCE_SECONDS = 0
-    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1500
+    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1000
 
 
 def make(workspace, owner, **fields):

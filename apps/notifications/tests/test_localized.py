@@ -22,7 +22,7 @@ GERMAN = {"title": "Guten Morgen", "subtitle": "Der Kaffee geht auf uns"}
 @pytest.fixture(autouse=True)
 def _fast(settings):
     settings.DEVICE_SYNC_COALESCE_SECONDS = 0
-    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1500
+    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1000
     settings.PLAN_HORIZON_SECONDS = 5 * 24 * 3600
 
 

@@ -26,7 +26,7 @@ ZONES = SAMPLE_ZONES
 @pytest.fixture(autouse=True)
 def _fast(settings):
     settings.DEVICE_SYNC_COALESCE_SECONDS = 0
-    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1500
+    settings.FCM_SUBSCRIPTIONS_PER_SECOND = 1000
     settings.PLAN_HORIZON_SECONDS = 5 * 24 * 3600  # the whole test's plan at once
 
 
