@@ -2,10 +2,11 @@
 
 Queued after commit and coalesced: the first change of a workspace enqueues one task to run
 SYNC_COALESCE_SECONDS later, and every change until it starts rides along. The task claims
-waiting devices (up to 1,000 at a time, `FOR UPDATE SKIP LOCKED`, a claim token and time,
-so two tasks never work on one device and a crashed one's devices are reclaimed after
-DEVICE_SYNC_CLAIM_SECONDS), groups what they need by (topic, add or remove), and makes one
-call per group: the Instance ID batch API for many tokens, the v1 API for one. Then it
+waiting devices (up to 1,000 at a time, `FOR UPDATE SKIP LOCKED`, a claim token and time
+renewed after every call, so two tasks never work on one device and a crashed one's devices
+are reclaimed DEVICE_SYNC_CLAIM_SECONDS after its last call), groups what they need by
+(topic, add or remove), and makes one call per group: the Instance ID batch API for many
+tokens, the v1 API for one. Then it
 records what FCM confirmed: a device is done when its confirmed topics equal its wanted
 topics (a change that arrived meanwhile keeps it waiting). NOT_FOUND or INVALID_ARGUMENT
 for a token retires its device; other per-token errors keep the claim until it expires
@@ -99,7 +100,7 @@ def sync_workspace(workspace_id) -> SyncReport:
             return report
         report.devices += len(claimed)
         try:
-            report.calls += _apply(account, claimed)
+            report.calls += _apply(account, claimed, renew=lambda claim=claim: _renew(claim))
         except FcmError as exc:
             _record(workspace_id, claim, claimed, report)
             _release(claim)
@@ -139,9 +140,10 @@ def _claim(workspace_id, claim: uuid.UUID) -> list[_Claimed]:
     ]
 
 
-def _apply(account: dict, claimed: list[_Claimed]) -> int:
+def _apply(account: dict, claimed: list[_Claimed], *, renew) -> int:
     """Make the calls; returns how many. Removals first, so a device never holds more
-    topics than it will."""
+    topics than it will. `renew()` after each call keeps the claim alive while the calls
+    take their time (paced, or slow), so that only a dead sync's claim ever expires."""
     groups: dict[tuple[bool, str], list[_Claimed]] = defaultdict(list)
     for device in claimed:
         for topic in device.confirmed - device.wanted:
@@ -157,6 +159,7 @@ def _apply(account: dict, claimed: list[_Claimed]) -> int:
         results = subscriptions.change_subscriptions(
             account, topic=topic, tokens=[device.token for device in members], subscribe=subscribe
         )
+        renew()
         for device, error in zip(members, results, strict=True):
             if error is None:
                 (device.confirmed.add if subscribe else device.confirmed.discard)(topic)
@@ -220,6 +223,10 @@ def _retire(workspace_id, claim: uuid.UUID, retired: dict, now) -> None:
             needs_sync=False, sync_claim=None, sync_claimed_at=None, sync_error="",
             updated_at=now,
         )  # fmt: skip
+
+
+def _renew(claim: uuid.UUID) -> None:
+    Device.objects.filter(sync_claim=claim).update(sync_claimed_at=timezone.now())
 
 
 def _release(claim: uuid.UUID) -> None:
