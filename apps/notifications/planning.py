@@ -152,6 +152,8 @@ def _any_of(names: list[str]) -> str:
 
 def _zone_slots(campaign, occurrence, zones, now, *, localized: bool) -> list[tuple]:
     """(slice, run_at, zones) per group of zones sharing an instant (see deliveries_for)."""
+    # The occurrence's wall-clock time as stored: already resolved in the campaign's zone, so
+    # a time inside a DST gap there (rare) moves every zone's time by that gap too.
     wall = datetime.fromisoformat(occurrence.local).replace(tzinfo=None)
     by_instant: dict[datetime, list[str]] = defaultdict(list)
     for zone in zones:
