@@ -260,10 +260,11 @@ def baseline_claims(database_url: str, n: int, size: int) -> dict:
         conn.execute("CREATE TABLE bench_claim (LIKE notifications_delivery INCLUDING ALL)")
         conn.execute(
             """INSERT INTO bench_claim (id, created_at, updated_at, workspace_id, campaign_id,
-                   occurrence_id, slice, topic, condition, run_at, due_at, status, attempts,
-                   last_error)
+                   occurrence_id, slice, language, variant, topic, condition, run_at, due_at,
+                   status, attempts, last_error)
                SELECT gen_random_uuid(), now(), now(), '00000000-0000-0000-0000-000000000001',
-                      gen_random_uuid(), gen_random_uuid(), '', 'news', '', t, t, 'pending', 0, ''
+                      gen_random_uuid(), gen_random_uuid(), '', '', '', 'news', '', t, t,
+                      'pending', 0, ''
                FROM (SELECT now() - random() * interval '60 seconds' AS t
                      FROM generate_series(1, %s)) times""",
             [n],

@@ -1,7 +1,6 @@
 """Campaign endpoints: HTTP in and out only; every rule is in services/selectors."""
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -29,7 +28,6 @@ from apps.campaigns.serializers import (
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
-from apps.devices import selectors as devices
 from apps.notifications import selectors as notification_selectors
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
@@ -347,26 +345,9 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
             start + PREVIEW_MAX_RANGE,
         )
         try:
-            planned = notification_selectors.preview(campaign, start=start, end=end, now=now)
+            body = notification_selectors.preview_body(campaign, start=start, end=end, now=now)
         except recurrence.RuleInvalid as exc:  # stored before a rule tightened
             raise ValidationFailed.on(exc.field, exc.message) from None
-        estimates: dict[tuple, dict] = {}
-        rows = []
-        for item in planned[: notification_selectors.MAX_PREVIEW_DELIVERIES]:
-            target = {"topic": item.topic} if item.topic else {"condition": item.condition}
-            key = tuple(target.items())
-            if key not in estimates:
-                found = devices.estimate(workspace_id=campaign.workspace_id, **target)
-                estimates[key] = {"devices": found["devices"], "by_platform": found["by_platform"]}
-            zone = ZoneInfo(item.zones[0] if item.zones else campaign.timezone)
-            rows.append({
-                "occurrence": item.occurrence_at, "occurrence_local": item.occurrence_local,
-                "run_at": item.run_at, "run_at_local": item.run_at.astimezone(zone).isoformat(),
-                "zones": item.zones, "language": item.language or None, "variant": item.variant or None, "target": target,
-                "status": item.status, "audience_estimate": estimates[key],
-            })  # fmt: skip
-        body = {"timezone": campaign.timezone, "deliveries": rows,
-                "truncated": len(planned) >= notification_selectors.MAX_PREVIEW_DELIVERIES}  # fmt: skip
         return Response(DeliveriesPreviewSerializer(body).data)
 
     @extend_schema(

@@ -208,8 +208,7 @@ class CampaignDetailSerializer(CampaignSerializer):
 
     @extend_schema_field(AudienceEstimateSerializer)
     def get_audience_estimate(self, campaign: Campaign) -> dict:
-        estimate = devices.estimate(workspace_id=campaign.workspace_id, **campaign.target)
-        return {"devices": estimate["devices"], "by_platform": estimate["by_platform"]}
+        return devices.audience_of(workspace_id=campaign.workspace_id, target=campaign.target)
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):

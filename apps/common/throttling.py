@@ -12,13 +12,10 @@ assumes the previous window's requests were evenly spread; refused requests coun
 
 import math
 
-from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
 
 class WindowedRateThrottle(SimpleRateThrottle):
-    cache = cache
-
     def allow_request(self, request, view):
         if self.rate is None:
             return True

@@ -106,7 +106,8 @@ class DeviceRegisterView(_AppFacing):
 
 
 def _registered(device: services.Registration) -> dict:
-    return {"token_prefix": device.token[:8], "created": device.created,
+    return {"token_prefix": device.token[: services.TOKEN_PREFIX_LENGTH],
+            "created": device.created,
             "platform": device.platform, "time_zone": device.time_zone,
             "language": device.language, "topics": device.topics}  # fmt: skip
 

@@ -66,6 +66,13 @@ def estimate(*, workspace_id, topic: str | None = None, condition: str | None = 
     return {**target, **_by_platform(grouped)}
 
 
+def audience_of(*, workspace_id, target: dict) -> dict:
+    """{devices, by_platform} that a campaign-style target ({"topic"} or {"condition"})
+    reaches."""
+    found = estimate(workspace_id=workspace_id, **target)
+    return {"devices": found["devices"], "by_platform": found["by_platform"]}
+
+
 def topic_audiences(*, workspace_id, kind: str | None = None) -> list[dict]:
     """Every topic with devices in it, largest first, with its counts per platform."""
     rows = TopicAudience.objects.filter(workspace_id=workspace_id, devices__gt=0)

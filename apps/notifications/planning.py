@@ -230,11 +230,10 @@ def plan(campaign: Campaign, *, now: datetime | None = None) -> list[Occurrence]
         ignore_conflicts=True,  # planned already by a run that crashed or raced this one
     )
     occurrences = list(existing.filter(at__in=[item.utc for item in stretch]))
-    unplanned = [
-        occurrence
-        for occurrence in occurrences
-        if not Delivery.objects.filter(occurrence=occurrence).exists()
-    ]
+    planned_already = set(
+        Delivery.objects.filter(occurrence__in=occurrences).values_list("occurrence_id", flat=True)
+    )
+    unplanned = [occurrence for occurrence in occurrences if occurrence.pk not in planned_already]
     zones, languages = split_for(campaign)
     Delivery.objects.bulk_create(
         [
@@ -264,7 +263,9 @@ def cover_new_recipients(campaign: Campaign, *, now: datetime) -> int:
         if not existing or any(delivery.slice == "" for delivery in existing):
             continue  # planned whole, at its own instant: it reaches everyone already
         covered = {
-            (zone, delivery.language) for delivery in existing for zone in _zones_of(delivery)
+            (zone, delivery.language)
+            for delivery in existing
+            for zone in zones_of(delivery) or [""]
         }
         missing: dict[str, list[str]] = defaultdict(list)
         for language in languages or [""]:
@@ -286,10 +287,10 @@ def cover_new_recipients(campaign: Campaign, *, now: datetime) -> int:
     return added
 
 
-def _zones_of(delivery: Delivery) -> list[str]:
-    """The recipient zones a delivery is for ("" : every zone)."""
+def zones_of(delivery) -> list[str]:
+    """The recipient zones a delivery (stored or planned) is for; empty: every zone."""
     if not delivery.slice.startswith("tz:"):
-        return [""]
+        return []
     return [
         topics.zone_of(topic)
         for topic in fcm_validation.validate_condition(delivery.condition)

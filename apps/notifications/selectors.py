@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignStatus
-from apps.devices import topics
-from apps.integrations.firebase import validation as fcm_validation
+from apps.devices import selectors as devices
 from apps.notifications import planning
 from apps.notifications.models import (
     WAITING_STATUSES,
@@ -135,15 +135,33 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
 
 
 def _previewed(campaign, at, local, delivery, status=None) -> PreviewedDelivery:
-    zones = sorted(
-        topics.zone_of(topic)
-        for topic in (fcm_validation.validate_condition(delivery.condition) if delivery.condition
-                      else [delivery.topic])
-        if topics.topic_kind(topic) == "zone"
-    ) if delivery.slice.startswith("tz:") else []  # fmt: skip
     return PreviewedDelivery(
-        occurrence_at=at, occurrence_local=local, slice=delivery.slice, zones=zones,
+        occurrence_at=at, occurrence_local=local, slice=delivery.slice,
+        zones=sorted(planning.zones_of(delivery)),
         topic=delivery.topic, condition=delivery.condition, run_at=delivery.run_at,
         status=status or delivery.status, language=delivery.language,
         variant=delivery.variant,
     )  # fmt: skip
+
+
+def preview_body(campaign: Campaign, *, start: datetime, end: datetime, now: datetime) -> dict:
+    """The preview of the campaign's deliveries in [start, end) as the API shows it: each
+    with its local send time and its target's audience (one estimate per distinct target)."""
+    planned = preview(campaign, start=start, end=end, now=now)
+    audiences: dict[tuple, dict] = {}
+    rows = []
+    for item in planned:
+        target = {"topic": item.topic} if item.topic else {"condition": item.condition}
+        key = tuple(target.items())
+        if key not in audiences:
+            audiences[key] = devices.audience_of(workspace_id=campaign.workspace_id, target=target)
+        zone = ZoneInfo(item.zones[0] if item.zones else campaign.timezone)
+        rows.append({
+            "occurrence": item.occurrence_at, "occurrence_local": item.occurrence_local,
+            "run_at": item.run_at, "run_at_local": item.run_at.astimezone(zone).isoformat(),
+            "zones": item.zones, "language": item.language or None,
+            "variant": item.variant or None, "target": target, "status": item.status,
+            "audience_estimate": audiences[key],
+        })  # fmt: skip
+    return {"timezone": campaign.timezone, "deliveries": rows,
+            "truncated": len(planned) >= MAX_PREVIEW_DELIVERIES}  # fmt: skip

@@ -262,12 +262,17 @@ def validate_contents(
                 item.setdefault(f"translations.{tag}", []).append(
                     f"Not a language of the workspace ({', '.join(languages)}): add it first."
                 )
+        try:  # the same in every language
+            if content.get("data"):
+                fcm.validate_data(dict(content["data"]))
+            if content.get("analytics_label"):
+                fcm.validate_analytics_label(content["analytics_label"])
+        except fcm.MessageInvalid as exc:
+            item.setdefault(_content_error_field(exc.field), []).append(exc.message)
+            errors.append(item)
+            continue
         for tag in ["", *(content.get("translations") or {})]:
             try:
-                if content.get("data"):
-                    fcm.validate_data(dict(content["data"]))
-                if content.get("analytics_label"):
-                    fcm.validate_analytics_label(content["analytics_label"])
                 _build(
                     localized(content, tag),
                     topic=topic,

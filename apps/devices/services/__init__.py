@@ -3,6 +3,7 @@
 
 from apps.devices.services.registry import (
     MAX_DEVICES_PER_REQUEST,
+    TOKEN_PREFIX_LENGTH,
     RegisterResult,
     Registration,
     erase_workspace,
@@ -15,6 +16,7 @@ from apps.devices.services.sync import requeue_waiting, sync_workspace
 
 __all__ = [
     "MAX_DEVICES_PER_REQUEST",
+    "TOKEN_PREFIX_LENGTH",
     "RegisterResult",
     "Registration",
     "erase_workspace",

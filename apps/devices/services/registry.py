@@ -198,8 +198,9 @@ def _languages_of(workspace_id, *, share_lock: bool = False) -> tuple[list[str],
     them waits for this transaction, and this transaction for a change in progress: the
     remapping that follows a change always sees the devices registered with the old ones."""
     if share_lock and connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Workspace._meta.db_table)
         rows = bulk.execute(
-            "SELECT languages, default_language FROM workspaces_workspace "
+            f"SELECT languages, default_language FROM {table} "  # noqa: S608 (a model's table)
             "WHERE id = %s AND NOT is_deleted FOR SHARE",
             [workspace_id],
         )

@@ -100,7 +100,7 @@ def sync_workspace(workspace_id) -> SyncReport:
             return report
         report.devices += len(claimed)
         try:
-            report.calls += _apply(account, claimed, renew=lambda claim=claim: _renew(claim))
+            report.calls += _apply(account, claimed, claim)
         except FcmError as exc:
             _record(workspace_id, claim, claimed, report)
             _release(claim)
@@ -140,10 +140,10 @@ def _claim(workspace_id, claim: uuid.UUID) -> list[_Claimed]:
     ]
 
 
-def _apply(account: dict, claimed: list[_Claimed], *, renew) -> int:
+def _apply(account: dict, claimed: list[_Claimed], claim: uuid.UUID) -> int:
     """Make the calls; returns how many. Removals first, so a device never holds more
-    topics than it will. `renew()` after each call keeps the claim alive while the calls
-    take their time (paced, or slow), so that only a dead sync's claim ever expires."""
+    topics than it will. The claim is renewed after each call: while the calls take their
+    time (paced, or slow) it stays alive, so only a dead sync's claim ever expires."""
     groups: dict[tuple[bool, str], list[_Claimed]] = defaultdict(list)
     for device in claimed:
         for topic in device.confirmed - device.wanted:
@@ -159,7 +159,7 @@ def _apply(account: dict, claimed: list[_Claimed], *, renew) -> int:
         results = subscriptions.change_subscriptions(
             account, topic=topic, tokens=[device.token for device in members], subscribe=subscribe
         )
-        renew()
+        _renew(claim)
         for device, error in zip(members, results, strict=True):
             if error is None:
                 (device.confirmed.add if subscribe else device.confirmed.discard)(topic)
