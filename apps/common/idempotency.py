@@ -173,8 +173,9 @@ class Claim:
         if self.in_request_transaction and connection.needs_rollback:
             # The view raised (the exception handler marked the request for rollback): undo
             # what it wrote, keep the transaction, record its answer.
-            transaction.savepoint_rollback(self.savepoint)
+            # (The flag first: Django refuses any statement, the rollback too, while it is set.)
             transaction.set_rollback(False)
+            transaction.savepoint_rollback(self.savepoint)
         try:
             with transaction.atomic():
                 IdempotencyRecord.objects.create(
