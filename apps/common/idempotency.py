@@ -38,6 +38,7 @@ ids and tokens) or only call out (AI generation, a test push).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -45,7 +46,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -137,6 +138,12 @@ def _try_lock(lock_id: int, *, session: bool) -> bool:
         return cursor.fetchone()[0]
 
 
+def _unlock(lock_id: int) -> None:
+    # A connection that died took its session lock with it: nothing left to release.
+    with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+
+
 def _replay(record: IdempotencyRecord) -> HttpResponse:
     response = HttpResponse(
         bytes(record.body), status=record.status_code, content_type=record.content_type or None
@@ -166,7 +173,7 @@ class Claim:
         self.savepoint = transaction.savepoint() if self.in_request_transaction else None
 
     def finish(self, response):
-        if not _storable(response.status_code):
+        if not _storable(response.status_code) or getattr(response, "streaming", False):
             return response
         if hasattr(response, "render") and not response.is_rendered:
             response.render()
@@ -222,9 +229,8 @@ class Claim:
 
     def release(self) -> None:
         if self.session_lock:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.lock_id])
             self.session_lock = False
+            _unlock(self.lock_id)
 
 
 def begin(request, view) -> Claim | None:
@@ -254,6 +260,7 @@ def begin(request, view) -> Claim | None:
             if record.expires_at > timezone.now():
                 if record.fingerprint != fingerprint:
                     raise IdempotencyKeyReused()
+                logger.info("idempotent_replay", key=key, original_request_id=record.request_id)
                 raise Replay(_replay(record))
             record.delete()  # expired: the key is new again
         return Claim(
@@ -262,8 +269,7 @@ def begin(request, view) -> Claim | None:
         )  # fmt: skip
     except BaseException:
         if session_lock:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+            _unlock(lock_id)
         raise
 
 
