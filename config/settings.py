@@ -434,6 +434,11 @@ if env("PROMETHEUS_MULTIPROC_DIR", ""):
 # Further process groups' metrics directories that /metrics merges (apps/common/metrics.py).
 METRICS_MERGE_DIRS = env_list("METRICS_MERGE_DIRS", "")
 
+# --- Idempotency keys (apps/common/idempotency.py) -----------------------------------------
+# How long a POST's Idempotency-Key answers retries with the first response; older records are
+# swept by the dispatcher (and `manage.py sweep_idempotency_keys`), and the key is new again.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+
 # --- Error tracking -------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", "")
 RELEASE = env("RELEASE", "pushpilot@0.1.0")

@@ -19,6 +19,7 @@ from apps.accounts.serializers import (
     TokenPairSerializer,
     UserSerializer,
 )
+from apps.common.idempotency import IdempotentMixin
 from apps.workspaces.serializers import WorkspaceSerializer
 
 # Request examples (the same account throughout, so they can be tried in order).
@@ -33,7 +34,7 @@ REFRESH_EXAMPLE = [
 ]
 
 
-class AnonymousAuthView:
+class AnonymousAuthView(IdempotentMixin):
     """Credential endpoints: open to anyone, throttled per client IP (scope `auth`)."""
 
     authentication_classes: list = []

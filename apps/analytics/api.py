@@ -41,6 +41,7 @@ from apps.analytics.serializers import (
 )
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import ValidationFailed
+from apps.common.idempotency import IdempotentMixin
 from apps.common.serializers import ErrorSerializer
 from apps.common.transactions import OutsideRequestTransaction
 from apps.workspaces.models import Role
@@ -48,7 +49,7 @@ from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewS
 
 
 # --- ingestion --------------------------------------------------------------------------------
-class EventIngestView(OutsideRequestTransaction, APIView):
+class EventIngestView(OutsideRequestTransaction, IdempotentMixin, APIView):
     """`POST /events` from apps, authenticated by an ingest key (no JWT, no workspace header).
 
     Outside the request transaction: the service's own transaction covers exactly the insert
@@ -146,6 +147,7 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
     serializer_class = IngestKeySerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
+    idempotency_redacted_fields = ("secret",)  # shown once; a replay confirms, without it
     lookup_url_kwarg = "ingest_key_id"
     http_method_names = ["get", "post", "head", "options"]
 

@@ -79,3 +79,49 @@ class AuditLog(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class IdempotencyRecord(BaseModel):
+    """The first answer to a POST sent with an `Idempotency-Key` (apps/common/idempotency.py).
+
+    Written in the request's own transaction, so it exists exactly when the request's effects
+    were committed; kept in the database (not the cache) so that no cache flush can make a
+    retry execute twice. Swept once `expires_at` (created + IDEMPOTENCY_KEY_TTL_SECONDS) has
+    passed.
+    """
+
+    # The scope: the workspace of a workspace-scoped route (none elsewhere) and the caller
+    # ("user:<id>", "apikey:<id>", "keyprincipal:<id>"...): two scopes never share a key.
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    caller = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+    # sha256 of method, path, query and the canonical JSON body: the same key with another
+    # request is refused (422), never answered with this one's response.
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField()
+    request_id = models.CharField(max_length=128, blank=True)  # the first request's X-Request-ID
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            # NULL workspaces never compare equal: one constraint for each kind of scope.
+            models.UniqueConstraint(
+                fields=["workspace", "caller", "key"],
+                condition=models.Q(workspace__isnull=False),
+                name="idempotency_key_once_per_workspace_caller",
+            ),
+            models.UniqueConstraint(
+                fields=["caller", "key"],
+                condition=models.Q(workspace__isnull=True),
+                name="idempotency_key_once_per_caller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

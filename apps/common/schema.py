@@ -3,6 +3,7 @@ the X-Workspace-ID security scheme — derived from the view, so no endpoint can
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
 
 from apps.common.serializers import ErrorSerializer
@@ -12,7 +13,9 @@ ERROR_DESCRIPTIONS = {
     "401": "NOT_AUTHENTICATED or AUTHENTICATION_FAILED",
     "403": "PERMISSION_DENIED or WORKSPACE_ACCESS_DENIED",
     "404": "NOT_FOUND",
-    "409": "CONFLICT, INVALID_TRANSITION or another state conflict",
+    "409": "CONFLICT, INVALID_TRANSITION or another state conflict; "
+    "IDEMPOTENCY_REQUEST_IN_PROGRESS (a request with this Idempotency-Key is still running)",
+    "422": "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was sent with a different request",
     "429": "THROTTLED (see the Retry-After header)",
 }
 
@@ -56,6 +59,21 @@ def describe_path_parameters(result, generator, request, public):
     return result
 
 
+# Every POST takes an Idempotency-Key (apps/common/idempotency.py): documented once, here.
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    name="Idempotency-Key",
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="1 to 255 printable ASCII characters, unique per operation you mean to do "
+    "once (a UUID). Retrying with the same key and the same request within 24 hours answers "
+    "the first response again (header `Idempotent-Replayed: true`) instead of executing "
+    "twice; the same key with a different request: 422 IDEMPOTENCY_KEY_REUSED; while the "
+    "first is still running: 409 IDEMPOTENCY_REQUEST_IN_PROGRESS; malformed: 400 "
+    "IDEMPOTENCY_KEY_INVALID. Keys are scoped to the caller and the workspace.",
+)
+
+
 class AutoSchema(SpectacularAutoSchema):
     def _is_workspace_scoped(self) -> bool:
         # The tenancy base (apps/workspaces/tenancy.py) names where a view's workspace comes
@@ -69,6 +87,12 @@ class AutoSchema(SpectacularAutoSchema):
         # Docstrings are notes for developers, not documentation for the API's users: an
         # operation's description is only what its extend_schema(description=...) says.
         return ""
+
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        if self.method == "POST":
+            parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
+        return parameters
 
     def get_auth(self):
         auths = super().get_auth()
@@ -92,6 +116,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes += ["401", "403"]
         if self.method in {"POST", "PUT", "PATCH", "DELETE"}:
             codes.append("409")
+        if self.method == "POST":
+            codes.append("422")
         for code in codes:
             if code not in responses:
                 response = self._get_response_for_code(ErrorSerializer, code, direction=direction)

@@ -16,6 +16,7 @@ from apps.analytics.authentication import (
     IngestKeyThrottle,
 )
 from apps.common.errors import ValidationFailed
+from apps.common.idempotency import IdempotentMixin
 from apps.common.transactions import OutsideRequestTransaction
 from apps.devices import selectors, services, topics
 from apps.devices.models import Device, DeviceStatus, Platform, TopicAudience
@@ -48,7 +49,7 @@ class DeviceKeyThrottle(IngestKeyThrottle):
     scope = "devices"
 
 
-class _AppFacing(OutsideRequestTransaction, APIView):
+class _AppFacing(OutsideRequestTransaction, IdempotentMixin, APIView):
     """Called by every install of the app with its ingest key (no JWT, no workspace
     header: the key names the workspace). The service's transaction is the only one."""
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from apps.analytics import rollups
 from apps.campaigns import services as campaigns
-from apps.common import bulk
+from apps.common import bulk, idempotency
 from apps.common.logging import get_logger
 from apps.common.retry import backoff
 from apps.devices import services as devices
@@ -339,6 +339,7 @@ def _now_and_then(timers: dict[str, float], name: str) -> None:
         timers["plan"] = clock + settings.PLAN_INTERVAL_SECONDS
     if clock >= timers["rollups"]:
         rollups.compact()  # fold the shards of rollup buckets no longer written
+        idempotency.sweep()  # one bounded batch of expired Idempotency-Key records
         timers["rollups"] = clock + settings.ROLLUP_COMPACT_INTERVAL_SECONDS
     if clock >= timers["devices"]:
         devices.requeue_waiting()  # device subscription syncs lost or deferred

@@ -4,6 +4,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.idempotency import IdempotentMixin
 from apps.workspaces import selectors, services
 from apps.workspaces.models import Invitation, MemberStatus, Role, Workspace, WorkspaceMember
 from apps.workspaces.serializers import (
@@ -18,7 +19,7 @@ from apps.workspaces.serializers import (
 from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 
 
-class WorkspaceListView(APIView):
+class WorkspaceListView(IdempotentMixin, APIView):
     """The caller's workspaces, and creating a new one (the caller becomes its owner)."""
 
     permission_classes = [IsAuthenticated]
@@ -173,6 +174,7 @@ class InvitationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     workspace_source = "path"
     read_role = Role.ADMIN
     write_role = Role.ADMIN
+    idempotency_redacted_fields = ("token",)  # shown once; a replay confirms, without it
     queryset = Invitation.objects.all()
     serializer_class = InvitationSerializer
 
@@ -208,7 +210,7 @@ class InvitationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         )
 
 
-class InvitationAcceptView(APIView):
+class InvitationAcceptView(IdempotentMixin, APIView):
     """Join the workspace the token was issued for. The caller's email must match it."""
 
     permission_classes = [IsAuthenticated]

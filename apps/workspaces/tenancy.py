@@ -14,6 +14,7 @@ from rest_framework import generics, viewsets
 from rest_framework.permissions import SAFE_METHODS
 
 from apps.common.errors import NotFound, PermissionDenied
+from apps.common.idempotency import IdempotentMixin
 from apps.workspaces.errors import WorkspaceAccessDenied, WorkspaceRequired
 from apps.workspaces.models import Role, role_at_least
 from apps.workspaces.selectors import active_membership
@@ -99,9 +100,9 @@ class WorkspaceScopedMixin:
         return workspace_id
 
 
-class WorkspaceScopedAPIView(WorkspaceScopedMixin, generics.GenericAPIView):
+class WorkspaceScopedAPIView(WorkspaceScopedMixin, IdempotentMixin, generics.GenericAPIView):
     """For workspace-scoped endpoints that are not a model collection."""
 
 
-class WorkspaceScopedViewSet(WorkspaceScopedMixin, viewsets.GenericViewSet):
+class WorkspaceScopedViewSet(WorkspaceScopedMixin, IdempotentMixin, viewsets.GenericViewSet):
     """For workspace-scoped collections; add the DRF mixins a resource needs."""

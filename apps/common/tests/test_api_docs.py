@@ -341,7 +341,8 @@ def test_the_checks_find_a_resource_under_two_names(schema):
         "GET /api/v1/templates/{template_id}: declares {'id'}, path has {'template_id'}"
     ]
     copied, operation = broken(schema, "post", "/api/v1/invitations/{token}/accept")
-    del operation["parameters"][0]["description"]
+    path_parameter = next(p for p in operation["parameters"] if p["in"] == "path")
+    del path_parameter["description"]
     assert path_parameter_problems(copied) == [
         "POST /api/v1/invitations/{token}/accept: {token} undescribed"
     ]
