@@ -40,6 +40,7 @@ PATH_PARAMETERS = {
     "template_id": "The template's id.",
     "generation_id": "The AI generation's `id` (returned by POST /ai/generate).",
     "ingest_key_id": "The ingest key's `id` (not its secret).",
+    "api_key_id": "The API key's `id` (not its secret).",
     "notification_id": "The notification's id (`pushpilot_notification_id` in the push's data).",
     "token": "The invitation token, from the invitation email or the response that created it.",
     "device_token": "The device's FCM registration token, as the app registered it.",
