@@ -240,6 +240,8 @@ SPECTACULAR_SETTINGS = {
         "MemberStatusEnum": "apps.workspaces.models.MemberStatus",
         "InvitationStatusEnum": "apps.workspaces.models.InvitationStatus",
         "RoleEnum": "apps.workspaces.models.Role",
+        "ApiKeyStatusEnum": "apps.workspaces.models.ApiKeyStatus",
+        "ApiKeyScopeEnum": "apps.workspaces.models.ApiKeyScope",
         "ToneEnum": "apps.ai.models.Tone",
         "TemplateSourceEnum": "apps.ai.models.TemplateSource",
         "AIGenerationStatusEnum": "apps.ai.models.GenerationStatus",

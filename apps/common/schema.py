@@ -5,6 +5,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework.permissions import AllowAny
 
+from apps.common.scopes import declared_scope
 from apps.common.serializers import ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
@@ -19,6 +20,7 @@ ERROR_DESCRIPTIONS = {
 # The workspace a request acts in, as a security scheme: Swagger UI's "Authorize" sets it
 # once, next to the bearer token, and clients see that the two always go together.
 WORKSPACE_SCHEME = "WorkspaceID"
+API_KEY_SCHEME = "ApiKey"  # apps/workspaces/schema.py
 WORKSPACE_SCHEME_DEFINITION = {
     "type": "apiKey",
     "in": "header",
@@ -73,6 +75,9 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_auth(self):
         auths = super().get_auth()
+        if not declared_scope(self.view, self.method):
+            # An operation that declares no API key scope refuses keys: do not offer them.
+            auths = [a for a in auths if API_KEY_SCHEME not in a] or auths
         if not self._is_workspace_scoped():
             return auths
         self.registry.register_on_missing(
@@ -83,8 +88,12 @@ class AutoSchema(SpectacularAutoSchema):
                 schema=WORKSPACE_SCHEME_DEFINITION,
             )
         )
-        # One requirement object naming both: the token AND the workspace (not either).
-        return [{**requirement, WORKSPACE_SCHEME: []} for requirement in auths]
+        # One requirement object naming both: the token AND the workspace (not either). An
+        # API key names its workspace: with it, the header is optional.
+        return [
+            requirement if API_KEY_SCHEME in requirement else {**requirement, WORKSPACE_SCHEME: []}
+            for requirement in auths
+        ]
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -205,9 +205,11 @@ def _note_used_after_commit(key: ApiKey, now: datetime) -> None:
         return
     key_id = key.pk
     transaction.on_commit(
-        lambda: ApiKey.objects.filter(pk=key_id)
-        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION))
-        .update(last_used_at=now)
+        lambda: (
+            ApiKey.objects.filter(pk=key_id)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION))
+            .update(last_used_at=now)
+        )
     )
 
 

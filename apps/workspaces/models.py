@@ -128,6 +128,12 @@ def scope_grants(held: str, required: str) -> bool:
     return level == "read" and held == f"{area}:write"
 
 
+class ApiKeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
 class ApiKey(BaseModel):
     """A workspace's credential for server-to-server calls (`X-API-Key`), limited to scopes.
 
@@ -163,7 +169,7 @@ class ApiKey(BaseModel):
     @property
     def status(self) -> str:
         if self.revoked_at is not None:
-            return "revoked"
+            return ApiKeyStatus.REVOKED
         if self.expires_at is not None and self.expires_at <= timezone.now():
-            return "expired"
-        return "active"
+            return ApiKeyStatus.EXPIRED
+        return ApiKeyStatus.ACTIVE

@@ -6,6 +6,7 @@ from apps.workspaces.models import (
     MAX_WORKSPACE_LANGUAGES,
     ApiKey,
     ApiKeyScope,
+    ApiKeyStatus,
     Invitation,
     Role,
     Workspace,
@@ -93,7 +94,7 @@ class InvitationCreateSerializer(serializers.Serializer):
 # --- API keys ---------------------------------------------------------------------------------
 class ApiKeySerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(
-        choices=["active", "expired", "revoked"],
+        choices=ApiKeyStatus.choices,
         read_only=True,
         help_text="`active`, `expired` (past `expires_at`) or `revoked`.",
     )

@@ -95,7 +95,9 @@ class WorkspaceScopedMixin:
 
     def _enter_with_api_key(self, request, key: ApiKey):
         from_path = self.workspace_source == "path"
-        requested = self.kwargs.get("workspace_id") if from_path else requested_workspace_id(request)
+        requested = (
+            self.kwargs.get("workspace_id") if from_path else requested_workspace_id(request)
+        )
         check_requested_workspace(key, requested, from_path=from_path)
         # No membership: the scope, already checked by ApiKeyAuthentication, is the role.
         request.workspace = key.workspace
