@@ -64,7 +64,8 @@ class RequestIdMiddleware:
             "user_id": str(user.pk)
             if user is not None and user.is_authenticated and api_key_id is None
             else None,
-            **({"api_key_id": str(api_key_id)} if api_key_id else {}),
+            # ("api_key..." would be redacted as a secret by the log processor)
+            **({"actor_key_id": str(api_key_id)} if api_key_id else {}),
             "workspace_id": str(workspace.pk) if workspace is not None else None,
             "method": request.method,
             "route": route_template(request),

@@ -64,7 +64,7 @@ class _AppFacing(OutsideRequestTransaction, APIView):
 
     def workspace_id(self, request):
         principal = request.auth  # an ingest key's KeyPrincipal or an ApiKey: both name these
-        credential = "api_key" if isinstance(principal, ApiKey) else "ingest_key"
+        credential = "actor_key" if isinstance(principal, ApiKey) else "ingest_key"
         structlog.contextvars.bind_contextvars(
             workspace_id=str(principal.workspace_id), **{credential: principal.prefix}
         )

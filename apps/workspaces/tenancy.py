@@ -103,7 +103,7 @@ class WorkspaceScopedMixin:
         request.workspace = key.workspace
         request._request.workspace = key.workspace  # for the access-log line
         structlog.contextvars.bind_contextvars(
-            workspace_id=str(key.workspace_id), api_key_id=str(key.pk)
+            workspace_id=str(key.workspace_id), actor_key_id=str(key.pk)
         )
 
     def get_queryset(self):
