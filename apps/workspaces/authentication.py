@@ -39,6 +39,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             )
         if not any(scope_grants(held, required) for held in key.scopes):
             raise exceptions.PermissionDenied(f"This API key lacks the '{required}' scope.")
+        keys.note_used(key)
         return keys.ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request):

@@ -192,15 +192,15 @@ def key_for_secret(secret: str, now: datetime | None = None) -> ApiKey:
                 "This API key's secret was rotated and its grace period is over; use the "
                 "new secret."
             )
-    _note_used_after_commit(key, now)
     return key
 
 
-def _note_used_after_commit(key: ApiKey, now: datetime) -> None:
+def note_used(key: ApiKey, now: datetime | None = None) -> None:
     """Keep `last_used_at` to the minute without a write per request: the row was just read,
     so a fresh value costs nothing; a stale one is moved by a conditional update (one
     process wins per minute). After commit: the request's transaction must not hold the
     key's row lock, and a request that failed (rolled back) is not a use."""
+    now = now or timezone.now()
     if key.last_used_at is not None and key.last_used_at > now - LAST_USED_RESOLUTION:
         return
     key_id = key.pk

@@ -225,3 +225,26 @@ def test_a_key_of_b_never_reaches_a(routes, workspace_a, make_user, make_workspa
         checked += 1
     assert checked >= 25
     assert workspace_rows(workspace_a) == before
+
+
+def test_the_readme_scope_table_is_the_declarations(routes):
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    text = (Path(settings.BASE_DIR) / "README.md").read_text()
+    section = text.split("\n## API keys\n", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `([a-z]+:[a-z]+)` \| (.*) \|$", line)
+        if match:
+            documented[match[1]] = set(re.findall(r"`([A-Z]+ /[^`]+)`", match[2]))
+    declared: dict[str, set[str]] = {}
+    for route in routes:
+        path = re.sub(r"\(\?P<(\w+)>[^)]+\)", r"{\1}", route.template.removeprefix("api/v1/"))
+        path = "/" + re.sub(r"<(?:uuid|str):(\w+)>", r"{\1}", path).strip("^$")
+        for method in route.methods:
+            if scope := required_scope(route, method) if takes_keys(route) else None:
+                declared.setdefault(scope, set()).add(f"{method.upper()} {path}")
+    assert documented == declared
