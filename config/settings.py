@@ -185,6 +185,8 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # X-API-Key: a workspace's key, limited to scopes (apps/workspaces/authentication.py).
+        "apps.workspaces.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -194,7 +196,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "apps.common.schema.AutoSchema",
     "DEFAULT_METADATA_CLASS": "apps.common.metadata.Metadata",
     "EXCEPTION_HANDLER": "apps.common.exceptions.custom_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.workspaces.authentication.MemberRateThrottle",  # `user`: people (not keys)
+        "apps.workspaces.authentication.ApiKeyRateThrottle",  # `api_key`: per API key
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env("THROTTLE_USER", "1000/day"),
         "auth": env("THROTTLE_AUTH", "20/min"),
@@ -203,6 +208,8 @@ REST_FRAMEWORK = {
         "ingest": env("THROTTLE_INGEST", "600/min"),
         # Per ingest key too: every install registers at start, and imports come in batches.
         "devices": env("THROTTLE_DEVICES", "1200/min"),
+        # Per API key (X-API-Key): a server's calls, not a person's.
+        "api_key": env("THROTTLE_API_KEY", "600/min"),
     },
     "NUM_PROXIES": env_int("NUM_PROXIES", None),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -233,6 +240,8 @@ SPECTACULAR_SETTINGS = {
         "MemberStatusEnum": "apps.workspaces.models.MemberStatus",
         "InvitationStatusEnum": "apps.workspaces.models.InvitationStatus",
         "RoleEnum": "apps.workspaces.models.Role",
+        "ApiKeyStatusEnum": "apps.workspaces.models.ApiKeyStatus",
+        "ApiKeyScopeEnum": "apps.workspaces.models.ApiKeyScope",
         "ToneEnum": "apps.ai.models.Tone",
         "TemplateSourceEnum": "apps.ai.models.TemplateSource",
         "AIGenerationStatusEnum": "apps.ai.models.GenerationStatus",
@@ -425,6 +434,9 @@ ROLLUP_COMPACT_INTERVAL_SECONDS = float(env("ROLLUP_COMPACT_INTERVAL_SECONDS", "
 INGEST_KEY_CACHE_SECONDS = env_int(
     "INGEST_KEY_CACHE_SECONDS", 5
 )  # key lookups (revocation delay with local caches)
+# --- API keys -------------------------------------------------------------------------------
+# How long a rotated API key's previous secret keeps working (then 401).
+API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
 # Optional bearer token for /metrics. Metrics from several processes (gunicorn workers,
 # Celery, the dispatcher) are merged when they share PROMETHEUS_MULTIPROC_DIR.
 METRICS_TOKEN = env("METRICS_TOKEN", "")

@@ -47,6 +47,7 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
     and nothing is held open while the provider thinks.
     """
 
+    api_key_scopes = {"POST": "ai:write"}
     throttle_classes = [*api_settings.DEFAULT_THROTTLE_CLASSES, AIGenerateThrottle]
     serializer_class = GenerateSerializer
 
@@ -113,6 +114,7 @@ class GenerateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
 class TranslateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
     """Draft a translation of a title and subtitle (for a content's `translations`)."""
 
+    api_key_scopes = {"POST": "ai:write"}
     throttle_classes = [*api_settings.DEFAULT_THROTTLE_CLASSES, AIGenerateThrottle]
     serializer_class = TranslateSerializer
 
@@ -169,6 +171,7 @@ class TranslateView(OutsideRequestTransaction, WorkspaceScopedAPIView):
     ),
 )
 class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    api_key_scopes = {"GET": "ai:read", "save_template": "templates:write"}
     queryset = AIGeneration.objects.all()
     serializer_class = AIGenerationSerializer
     filterset_class = GenerationFilter
@@ -259,6 +262,12 @@ class TemplateViewSet(
     mixins.RetrieveModelMixin,
     WorkspaceScopedViewSet,
 ):
+    api_key_scopes = {
+        "GET": "templates:read",
+        "POST": "templates:write",
+        "PATCH": "templates:write",
+        "DELETE": "templates:write",
+    }
     queryset = Template.objects.all()
     serializer_class = TemplateSerializer
     filterset_class = TemplateFilter

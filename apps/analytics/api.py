@@ -208,6 +208,8 @@ class IngestKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
 class CampaignStatsView(WorkspaceScopedAPIView):
     """Counts and rates of one campaign, in total and per content (from hourly rollups)."""
 
+    api_key_scopes = {"GET": "analytics:read"}
+
     @extend_schema(
         summary="Get a campaign's stats",
         description="How a campaign did, in total and per content: notifications sent and "
@@ -233,6 +235,8 @@ CSV_COLUMNS = (
 
 class CampaignStatsCsvView(WorkspaceScopedAPIView):
     """The same figures as /stats, one row per content and a `total` row, for spreadsheets."""
+
+    api_key_scopes = {"GET": "analytics:read"}
 
     @extend_schema(
         summary="Download a campaign's stats as CSV",
@@ -283,6 +287,7 @@ class CampaignAnalyticsViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """The campaign list a dashboard shows: newest first, each with its sent / failed /
     delivered / opened / clicked / dismissed / conversion counts and rates."""
 
+    api_key_scopes = {"GET": "analytics:read"}
     queryset = Campaign.objects.all()
     serializer_class = CampaignAnalyticsSerializer
 
@@ -314,6 +319,8 @@ class CampaignAnalyticsViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
 
 class OverviewView(WorkspaceScopedAPIView):
     """Totals and a zero-filled series for the workspace, in local-time buckets."""
+
+    api_key_scopes = {"GET": "analytics:read"}
 
     @extend_schema(
         summary="Get the workspace's analytics overview",

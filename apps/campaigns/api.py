@@ -123,6 +123,12 @@ NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignSt
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Campaigns of the workspace. Members read and write them."""
 
+    api_key_scopes = {
+        "GET": "campaigns:read",
+        "POST": "campaigns:write",
+        "PATCH": "campaigns:write",
+        "DELETE": "campaigns:write",
+    }
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
     filterset_class = CampaignFilter

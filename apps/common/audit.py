@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import models
 
-from apps.common.actors import user_or_none
+from apps.common.actors import api_key_of, user_or_none
 from apps.common.context import current_client_ip, current_request_id
 from apps.common.logging import get_logger, redact_value
 from apps.common.models import AuditLog
@@ -33,10 +33,10 @@ def record(
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
-    actor = user_or_none(actor)
     entry = AuditLog.objects.create(
         workspace=workspace,
-        actor=actor,
+        actor=user_or_none(actor),
+        actor_api_key_id=api_key_of(actor),
         action=action,
         target_type=target_type,
         target_id=str(target_id),

@@ -47,6 +47,7 @@ def add_aliases(filterset, aliases: dict[str, str]):
 
 class AuditLogFilter(django_filters.FilterSet):
     actor = django_filters.UUIDFilter(field_name="actor_id")
+    actor_api_key = django_filters.UUIDFilter(field_name="actor_api_key_id")
     action = django_filters.CharFilter(field_name="action")
     target_type = django_filters.CharFilter(field_name="target_type")
     target_id = django_filters.CharFilter(field_name="target_id")

@@ -59,8 +59,13 @@ class RequestIdMiddleware:
     def log(request, status: int, started: float) -> None:
         user = getattr(request, "user", None)  # DRF writes the JWT user back onto the request
         workspace = getattr(request, "workspace", None)
+        api_key_id = getattr(user, "api_key_id", None)  # a request made with an API key
         fields = {
-            "user_id": str(user.pk) if user is not None and user.is_authenticated else None,
+            "user_id": str(user.pk)
+            if user is not None and user.is_authenticated and api_key_id is None
+            else None,
+            # ("api_key..." would be redacted as a secret by the log processor)
+            **({"actor_key_id": str(api_key_id)} if api_key_id else {}),
             "workspace_id": str(workspace.pk) if workspace is not None else None,
             "method": request.method,
             "route": route_template(request),

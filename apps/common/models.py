@@ -62,6 +62,14 @@ class AuditLog(BaseModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # A request made with an API key is recorded as the key (`actor` is then empty).
+    actor_api_key = models.ForeignKey(
+        "workspaces.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     action = models.CharField(max_length=100)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

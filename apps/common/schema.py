@@ -6,6 +6,7 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
 
+from apps.common.scopes import declared_scope
 from apps.common.serializers import ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
@@ -22,6 +23,7 @@ ERROR_DESCRIPTIONS = {
 # The workspace a request acts in, as a security scheme: Swagger UI's "Authorize" sets it
 # once, next to the bearer token, and clients see that the two always go together.
 WORKSPACE_SCHEME = "WorkspaceID"
+API_KEY_SCHEME = "ApiKey"  # apps/workspaces/schema.py
 WORKSPACE_SCHEME_DEFINITION = {
     "type": "apiKey",
     "in": "header",
@@ -43,6 +45,7 @@ PATH_PARAMETERS = {
     "template_id": "The template's id.",
     "generation_id": "The AI generation's `id` (returned by POST /ai/generate).",
     "ingest_key_id": "The ingest key's `id` (not its secret).",
+    "api_key_id": "The API key's `id` (not its secret).",
     "notification_id": "The notification's id (`pushpilot_notification_id` in the push's data).",
     "token": "The invitation token, from the invitation email or the response that created it.",
     "device_token": "The device's FCM registration token, as the app registered it.",
@@ -96,6 +99,9 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_auth(self):
         auths = super().get_auth()
+        if not declared_scope(self.view, self.method):
+            # An operation that declares no API key scope refuses keys: do not offer them.
+            auths = [a for a in auths if API_KEY_SCHEME not in a] or auths
         if not self._is_workspace_scoped():
             return auths
         self.registry.register_on_missing(
@@ -106,8 +112,12 @@ class AutoSchema(SpectacularAutoSchema):
                 schema=WORKSPACE_SCHEME_DEFINITION,
             )
         )
-        # One requirement object naming both: the token AND the workspace (not either).
-        return [{**requirement, WORKSPACE_SCHEME: []} for requirement in auths]
+        # One requirement object naming both: the token AND the workspace (not either). An
+        # API key names its workspace: with it, the header is optional.
+        return [
+            requirement if API_KEY_SCHEME in requirement else {**requirement, WORKSPACE_SCHEME: []}
+            for requirement in auths
+        ]
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

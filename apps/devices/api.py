@@ -30,6 +30,8 @@ from apps.devices.serializers import (
     RegisterResultSerializer,
     TopicAudienceSerializer,
 )
+from apps.workspaces.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasApiKey
+from apps.workspaces.models import ApiKey
 from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
 
 COUNTED = (
@@ -51,17 +53,21 @@ class DeviceKeyThrottle(IngestKeyThrottle):
 
 class _AppFacing(OutsideRequestTransaction, IdempotentMixin, APIView):
     """Called by every install of the app with its ingest key (no JWT, no workspace
-    header: the key names the workspace). The service's transaction is the only one."""
+    header: the key names the workspace), or by the team's own server with an API key
+    with `devices:write` (server-side registration; an X-Workspace-ID, if sent, must be
+    the key's). The service's transaction is the only one."""
 
-    authentication_classes = [IngestKeyAuthentication]
-    permission_classes = [HasIngestKey]
-    throttle_classes = [DeviceKeyThrottle]
+    authentication_classes = [IngestKeyAuthentication, ApiKeyAuthentication]
+    permission_classes = [HasIngestKey | HasApiKey]
+    throttle_classes = [DeviceKeyThrottle, ApiKeyRateThrottle]
+    api_key_scopes = {"POST": "devices:write", "DELETE": "devices:write"}
     parser_classes = [BoundedJSONParser]
 
     def workspace_id(self, request):
-        principal = request.auth
+        principal = request.auth  # an ingest key's KeyPrincipal or an ApiKey: both name these
+        credential = "actor_key" if isinstance(principal, ApiKey) else "ingest_key"
         structlog.contextvars.bind_contextvars(
-            workspace_id=str(principal.workspace_id), ingest_key=principal.prefix
+            workspace_id=str(principal.workspace_id), **{credential: principal.prefix}
         )
         request._request.workspace = SimpleNamespace(pk=principal.workspace_id)
         return principal.workspace_id
@@ -75,7 +81,8 @@ class DeviceRegisterView(_AppFacing):
         "workspace. PushPilot puts it in its app topics plus exactly one zone, one language "
         "(the best of the workspace's languages for its own, else the workspace's default) "
         "and one bucket topic, through FCM's server-side subscription APIs, a moment later. "
-        f"{RESERVED}\n\nAuthenticated by an ingest key in `X-PushPilot-Key`. 201 for a new "
+        f"{RESERVED}\n\nAuthenticated by an ingest key in `X-PushPilot-Key` (or, from your "
+        "server, an API key with `devices:write` in `X-API-Key`). 201 for a new "
         "token, 200 for a known one. A bad field: 400 naming it. The token is stored "
         "encrypted and never returned (a prefix at most). Throttled per key (THROTTLE_DEVICES, "
         "429 THROTTLED).",
@@ -120,7 +127,7 @@ class DeviceBatchView(_AppFacing):
         "audience from your backend. Each is validated on its own: invalid ones are counted "
         "in `rejected` and described in `errors` (by index), valid ones are registered at "
         "once; a token twice in one batch counts once, the last one wins. Authenticated by "
-        "an ingest key; bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE.",
+        "an ingest key (or an API key with `devices:write`); bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE.",
         request=DeviceBatchSerializer,
         responses={202: RegisterResultSerializer},
     )
@@ -138,7 +145,7 @@ class DeviceTokenView(_AppFacing):
         summary="Unregister a device (logout, erasure)",
         description="The install leaves every topic and the registry: its token is erased "
         "once FCM confirmed the unsubscriptions. A token this workspace does not know: 404. "
-        "Authenticated by an ingest key.",
+        "Authenticated by an ingest key (or an API key with `devices:write`).",
         request=None,
         responses={204: None},
     )
@@ -161,6 +168,7 @@ class DeviceTokenView(_AppFacing):
     ],
 )
 class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+    api_key_scopes = {"GET": "devices:read"}
     queryset = Device.objects.all()
     serializer_class = DeviceListSerializer
 
@@ -179,6 +187,7 @@ class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
 
 
 class AudienceTopicsView(WorkspaceScopedAPIView):
+    api_key_scopes = {"GET": "devices:read"}
     queryset = TopicAudience.objects.none()  # for the schema's pagination; rows come from selectors
 
     @extend_schema(
@@ -200,6 +209,8 @@ class AudienceTopicsView(WorkspaceScopedAPIView):
 
 
 class AudienceEstimateView(WorkspaceScopedAPIView):
+    api_key_scopes = {"GET": "devices:read"}
+
     @extend_schema(
         summary="Estimate a target's audience",
         description="How many devices a `topic` or an FCM `condition` (e.g. "

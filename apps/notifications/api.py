@@ -27,6 +27,7 @@ from apps.workspaces.tenancy import WorkspaceScopedViewSet
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """What was sent: one row per content per run, newest first."""
 
+    api_key_scopes = {"GET": "campaigns:read"}
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
@@ -47,6 +48,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Work
 class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """The notifications of one campaign (404 for a campaign of another workspace)."""
 
+    api_key_scopes = {"GET": "campaigns:read"}
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter

@@ -8,15 +8,29 @@ from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 
 class AuditLogSerializer(serializers.ModelSerializer):
+    actor_type = serializers.SerializerMethodField(
+        help_text="`user` (a person, `actor`), `api_key` (a request made with an API key, "
+        "`actor_api_key`) or `system` (the engine, tasks)."
+    )
     actor_email = serializers.EmailField(source="actor.email", read_only=True, default=None)
+    actor_api_key_name = serializers.CharField(
+        source="actor_api_key.name", read_only=True, default=None
+    )
+    actor_api_key_prefix = serializers.CharField(
+        source="actor_api_key.prefix", read_only=True, default=None
+    )
 
     class Meta:
         model = AuditLog
         fields = [
             "id",
             "created_at",
+            "actor_type",
             "actor",
             "actor_email",
+            "actor_api_key",
+            "actor_api_key_name",
+            "actor_api_key_prefix",
             "action",
             "target_type",
             "target_id",
@@ -26,15 +40,22 @@ class AuditLogSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_actor_type(self, entry: AuditLog) -> str:
+        if entry.actor_id is not None:
+            return "user"
+        return "api_key" if entry.actor_api_key_id is not None else "system"
+
 
 @extend_schema_view(
     list=extend_schema(
         summary="Read the audit log",
-        description="Every state change in the workspace, newest first: who (`actor`, "
-        "`actor_email`), what (`action`, such as `campaign.created`), on what "
-        "(`target_type`, `target_id`), with metadata, the request id and the client IP. "
-        "Secrets are never recorded. Filter by `actor`, `action`, `target_type`, "
-        "`target_id` and time (`from`, `to`). Admins and owners.",
+        description="Every state change in the workspace, newest first: who (`actor_type`; a "
+        "person: `actor`, `actor_email`; an API key: `actor_api_key`, its name and "
+        "prefix), what (`action`, such as `campaign.created`), on what (`target_type`, "
+        "`target_id`), with metadata, the request id and the client IP. "
+        "Secrets are never recorded. Filter by `actor`, `actor_api_key`, `action`, "
+        "`target_type`, `target_id` and time (`from`, `to`). Admins and owners, or an API "
+        "key with `audit:read`.",
         parameters=[
             OpenApiParameter("from", str, description="ISO 8601; entries at or after"),
             OpenApiParameter("to", str, description="ISO 8601; entries before"),
@@ -44,6 +65,7 @@ class AuditLogSerializer(serializers.ModelSerializer):
 class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """The workspace's audit trail, newest first. Admins only."""
 
+    api_key_scopes = {"GET": "audit:read"}
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     queryset = AuditLog.objects.all()
@@ -51,4 +73,4 @@ class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     filterset_class = AuditLogFilter
 
     def refine_queryset(self, queryset):
-        return queryset.select_related("actor").order_by("-created_at")
+        return queryset.select_related("actor", "actor_api_key").order_by("-created_at")

@@ -101,3 +101,75 @@ class Invitation(BaseModel):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+# --- API keys -------------------------------------------------------------------------------------
+class ApiKeyScope(models.TextChoices):
+    """What an API key may do. `<area>:write` includes `<area>:read` (see scope_grants)."""
+
+    CAMPAIGNS_READ = "campaigns:read", "Read campaigns, their deliveries and notifications"
+    CAMPAIGNS_WRITE = "campaigns:write", "Create, edit, schedule, cancel and delete campaigns"
+    TEMPLATES_READ = "templates:read", "Read templates"
+    TEMPLATES_WRITE = "templates:write", "Create, edit and delete templates"
+    AI_READ = "ai:read", "Read AI generations"
+    AI_WRITE = "ai:write", "Generate and translate copy with AI"
+    ANALYTICS_READ = "analytics:read", "Read stats and dashboards"
+    DEVICES_READ = "devices:read", "Read the audience: devices, topics, estimates"
+    DEVICES_WRITE = "devices:write", "Register and delete devices (server-side registration)"
+    AUDIT_READ = "audit:read", "Read the audit log"
+
+
+def scope_grants(held: str, required: str) -> bool:
+    """True when a key holding `held` may use a route that needs `required`: the same scope,
+    or the write scope of the same area (whoever may change a thing may read it)."""
+    if held == required:
+        return True
+    area, _, level = required.partition(":")
+    return level == "read" and held == f"{area}:write"
+
+
+class ApiKeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class ApiKey(BaseModel):
+    """A workspace's credential for server-to-server calls (`X-API-Key`), limited to scopes.
+
+    Only the SHA-256 of the secret is stored; `prefix` (its first characters) tells keys
+    apart. Rotating gives the key a new secret and keeps the previous one valid until
+    `previous_valid_until` (API_KEY_ROTATION_GRACE_SECONDS); revoking ends both at once.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+    prefix = models.CharField(max_length=32)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    # The secret before the last rotation, valid for the grace period only.
+    previous_prefix = models.CharField(max_length=32, blank=True)
+    previous_secret_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "created_at"], name="apikey_ws_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return ApiKeyStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return ApiKeyStatus.EXPIRED
+        return ApiKeyStatus.ACTIVE

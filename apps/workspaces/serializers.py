@@ -1,8 +1,12 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.common.serializers import LanguageTagField, TimeZoneField
 from apps.workspaces.models import (
     MAX_WORKSPACE_LANGUAGES,
+    ApiKey,
+    ApiKeyScope,
+    ApiKeyStatus,
     Invitation,
     Role,
     Workspace,
@@ -85,3 +89,59 @@ class InvitationCreatedSerializer(InvitationSerializer):
 class InvitationCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+# --- API keys ---------------------------------------------------------------------------------
+class ApiKeySerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(
+        choices=ApiKeyStatus.choices,
+        read_only=True,
+        help_text="`active`, `expired` (past `expires_at`) or `revoked`.",
+    )
+    scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id", "name", "scopes", "prefix", "status", "expires_at", "last_used_at",
+            "created_at", "created_by", "rotated_at", "previous_prefix",
+            "previous_valid_until", "revoked_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+        extra_kwargs = {
+            "prefix": {"help_text": "The secret's first characters, to tell keys apart."},
+            "last_used_at": {"help_text": "The last successful request, to the minute."},
+            "previous_prefix": {"help_text": "The secret before the last rotation."},
+            "previous_valid_until": {
+                "help_text": "Until when the secret before the last rotation still works."
+            },
+        }
+
+
+class ApiKeyWithSecretSerializer(ApiKeySerializer):
+    secret = serializers.CharField(
+        help_text="The key to send in the X-API-Key header. Shown only now: PushPilot stores "
+        "its hash, not the key."
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text='What uses it, e.g. "CI pipeline".')
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKeyScope.choices),
+        min_length=1,
+        max_length=len(ApiKeyScope.choices),
+        help_text="What the key may do; `<area>:write` includes `<area>:read`.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the key stops working (optional)."
+    )
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value

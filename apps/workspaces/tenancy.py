@@ -3,7 +3,10 @@
 * the workspace is resolved after DRF authentication (a Django middleware would still see
   an anonymous user for JWT requests), from `X-Workspace-ID` or `?workspace_id=`, or from
   the URL for the `/workspaces/{workspace_id}/...` routes;
-* the caller must be an active member with at least the view's role;
+* the caller must be an active member with at least the view's role — or an API key
+  (X-API-Key) of that workspace: the key names its workspace (the header is then optional,
+  and another workspace's id is refused like a non-member's), and the scope the view
+  declares for the request (`api_key_scopes`, checked at authentication) replaces the role;
 * `get_queryset()` always ends with `.filter(workspace=...)`, so another workspace's
   object is a 404;
 * subclasses cannot override the methods that do this (`__init_subclass__` refuses).
@@ -16,12 +19,18 @@ from rest_framework.permissions import SAFE_METHODS
 from apps.common.errors import NotFound, PermissionDenied
 from apps.common.idempotency import IdempotentMixin
 from apps.workspaces.errors import WorkspaceAccessDenied, WorkspaceRequired
-from apps.workspaces.models import Role, role_at_least
+from apps.workspaces.keys import check_requested_workspace
+from apps.workspaces.models import ApiKey, ApiKeyScope, Role, role_at_least
 from apps.workspaces.selectors import active_membership
 
 WORKSPACE_HEADER = "X-Workspace-ID"
 WORKSPACE_QUERY_PARAM = "workspace_id"
-SEALED = ("check_permissions", "get_queryset", "initial")
+SEALED = ("check_permissions", "get_queryset", "initial", "_enter_with_api_key")
+
+
+def requested_workspace_id(request) -> str | None:
+    """The workspace id a request names in its header (or query), if any."""
+    return request.headers.get(WORKSPACE_HEADER) or request.query_params.get(WORKSPACE_QUERY_PARAM)
 
 
 class WorkspaceScopedMixin:
@@ -33,9 +42,15 @@ class WorkspaceScopedMixin:
     write_role = Role.MEMBER
     # The field that ties a row of `queryset` to its workspace.
     workspace_field = "workspace"
+    # The scope an API key needs, per HTTP method or action (apps/common/scopes.py); a
+    # method without an entry refuses keys. Admin-only views should not declare any.
+    api_key_scopes: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        unknown = set(cls.api_key_scopes.values()) - set(ApiKeyScope.values)
+        if unknown:
+            raise TypeError(f"{cls.__name__} declares unknown API key scopes: {sorted(unknown)}")
         for name in SEALED:
             if name in cls.__dict__:
                 raise TypeError(
@@ -59,6 +74,9 @@ class WorkspaceScopedMixin:
 
     def check_permissions(self, request):
         super().check_permissions(request)  # authentication and the view's own permissions
+        if isinstance(request.auth, ApiKey):
+            self._enter_with_api_key(request, request.auth)
+            return
         membership = active_membership(request.user, self._requested_workspace_id(request))
         if membership is None:
             if self.workspace_source == "path":
@@ -76,6 +94,19 @@ class WorkspaceScopedMixin:
                 f"This action needs the '{self.required_role()}' role in this workspace."
             )
 
+    def _enter_with_api_key(self, request, key: ApiKey):
+        from_path = self.workspace_source == "path"
+        requested = (
+            self.kwargs.get("workspace_id") if from_path else requested_workspace_id(request)
+        )
+        check_requested_workspace(key, requested, from_path=from_path)
+        # No membership: the scope, already checked by ApiKeyAuthentication, is the role.
+        request.workspace = key.workspace
+        request._request.workspace = key.workspace  # for the access-log line
+        structlog.contextvars.bind_contextvars(
+            workspace_id=str(key.workspace_id), actor_key_id=str(key.pk)
+        )
+
     def get_queryset(self):
         queryset = self.refine_queryset(super().get_queryset())
         return queryset.filter(**{self.workspace_field: self.request.workspace.pk})
@@ -92,9 +123,7 @@ class WorkspaceScopedMixin:
     def _requested_workspace_id(self, request):
         if self.workspace_source == "path":
             return self.kwargs.get("workspace_id")
-        workspace_id = request.headers.get(WORKSPACE_HEADER) or request.query_params.get(
-            WORKSPACE_QUERY_PARAM
-        )
+        workspace_id = requested_workspace_id(request)
         if not workspace_id:
             raise WorkspaceRequired()
         return workspace_id

@@ -13,6 +13,7 @@ import itertools
 import re
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import pytest
@@ -21,6 +22,7 @@ from drf_spectacular.generators import SchemaGenerator
 from jsonschema import Draft7Validator, FormatChecker
 from rest_framework.test import APIClient
 
+from apps.common.scopes import declared_scope
 from apps.workspaces.tenancy import WorkspaceScopedMixin
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -130,17 +132,24 @@ def workspace_security_problems(schema) -> list[str]:
     (name,) = names
     scoped = 0
     for method, path, operation in operations(schema):
-        view_class, _ = view_of(path)
+        view_class, actions = view_of(path)
         label = f"{method.upper()} {path}"
         requirements = operation.get("security", schema.get("security", []))
+        view = SimpleNamespace(
+            api_key_scopes=getattr(view_class, "api_key_scopes", None), action=actions.get(method)
+        )
         needs_workspace = (
             issubclass(view_class, WorkspaceScopedMixin) and view_class.workspace_source == "header"
         )
         if needs_workspace:
             scoped += 1
-            # Both together: one requirement object naming the token and the workspace.
-            if not requirements or any(set(r) != {"jwtAuth", name} for r in requirements):
-                problems.append(f"{label}: needs [{{jwtAuth, {name}}}], has {requirements}")
+            # Both together: one requirement object naming the token and the workspace; or
+            # an API key alone (it names its workspace), where the route accepts keys.
+            accepts_keys = declared_scope(view, method) is not None
+            allowed = [{"jwtAuth", name}, *([{"ApiKey"}] if accepts_keys else [])]
+            if sorted(map(sorted, map(set, requirements))) != sorted(map(sorted, allowed)):
+                wanted = f"{{jwtAuth, {name}}}" + (", {ApiKey}" if accepts_keys else "")
+                problems.append(f"{label}: needs [{wanted}], has {requirements}")
         elif any(name in requirement for requirement in requirements):
             problems.append(f"{label}: needs no workspace but asks for {name}")
         if any(
@@ -314,13 +323,17 @@ def test_the_checks_find_a_workspace_operation_without_the_workspace_scheme(sche
     )
     copied["paths"]["/api/v1/me"]["get"]["security"] = [{"jwtAuth": [], "WorkspaceID": []}]
     assert workspace_security_problems(copied) == [
-        "GET /api/v1/campaigns: needs [{jwtAuth, WorkspaceID}], has [{'jwtAuth': []}]",
+        "GET /api/v1/campaigns: needs [{jwtAuth, WorkspaceID}, {ApiKey}], has [{'jwtAuth': []}]",
         "GET /api/v1/campaigns: X-Workspace-ID is a security scheme, not a parameter",
         "GET /api/v1/me: needs no workspace but asks for WorkspaceID",
     ]
     # Either scheme alone (two alternatives) is not both together.
     copied, operation = broken(schema, "get", "/api/v1/campaigns")
     operation["security"] = [{"jwtAuth": []}, {"WorkspaceID": []}]
+    assert len(workspace_security_problems(copied)) == 1
+    # An API key offered where the route refuses keys (ingest keys are people's business).
+    copied, operation = broken(schema, "get", "/api/v1/ingest-keys")
+    operation["security"].append({"ApiKey": []})
     assert len(workspace_security_problems(copied)) == 1
 
 
