@@ -18,6 +18,7 @@ from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.integrations.firebase.messages import PushContent, build_message
 from apps.integrations.firebase.models import ConnectionStatus, FirebaseConfig
 from apps.integrations.firebase.selectors import get_config, service_account_of
+from apps.webhooks import services as webhooks
 
 logger = get_logger("pushpilot.firebase")
 
@@ -81,6 +82,7 @@ def _record_outcome(config: FirebaseConfig, *, error: FcmError | None) -> Fireba
         logger.warning(
             "firebase_check_failed", project_id=config.project_id, error=error.error_code
         )
+        webhooks.firebase_connection_failed(config, code=error.error_code, message=error.message)
     return config
 
 
