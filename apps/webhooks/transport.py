@@ -59,12 +59,15 @@ def post(url: str, body: str, headers: dict) -> Result:
                 "POST", pinned, content=body.encode(), headers=request_headers,
                 extensions=extensions,
             )  # fmt: skip
-            with client.send(request, stream=True) as response:
+            response = client.send(request, stream=True)
+            try:
                 head = b""
                 for chunk in response.iter_raw():
                     head += chunk
                     if len(head) >= limit:
                         break
+            finally:
+                response.close()
     except httpx.TimeoutException as exc:
         return Result(ok=False, latency_ms=_ms(started), error=f"timed out ({type(exc).__name__})")
     except httpx.HTTPError as exc:

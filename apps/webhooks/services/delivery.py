@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from apps.common import audit
 from apps.common.logging import get_logger
@@ -62,9 +63,9 @@ def enqueue(endpoint_id: str, countdown: float | None = None) -> None:
 
     try:
         task.apply_async(args=(str(endpoint_id),), countdown=countdown)
-    except Exception as exc:  # the broker is down: the sweep re-queues it
+    except (BrokerError, OSError) as exc:  # the broker is down: the sweep re-queues it
         logger.warning("webhook_enqueue_failed", endpoint_id=str(endpoint_id),
-                       error=type(exc).__name__)  # fmt: skip
+                       error=type(exc).__name__, detail=str(exc)[:300])  # fmt: skip
 
 
 def secrets_in_use(endpoint: WebhookEndpoint, now) -> list[str]:
