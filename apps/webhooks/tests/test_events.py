@@ -127,3 +127,18 @@ def test_a_failing_firebase_connection_emits_an_event(api, fake_fcm, hooked):
     assert event["data"]["project_id"] == "demo-project"
     assert event["data"]["error"]["code"] == "AUTH_FAILED"
     assert "private_key" not in json.dumps(event)
+
+
+def test_an_experiment_decision_emits_an_event_once(hooked, owner):
+    experiment = {"metric": "opened", "window_seconds": 1800, "buckets_per_variant": 2,
+                  "fallback": 1, "min_sample": 20}  # fmt: skip
+    campaign = campaigns.create_campaign(
+        workspace=hooked, actor=owner, name="A/B", topic="news", experiment=experiment,
+        contents=[{"title": "Plain", "subtitle": "a"}, {"title": "Bold!", "subtitle": "b"}],
+    )  # fmt: skip
+    assert campaigns.experiment_winner(campaign) == 1  # too few deliveries: the fallback
+    assert campaigns.experiment_winner(Campaign.objects.get(pk=campaign.pk)) == 1
+    (event,) = events("experiment.decided")
+    assert event["data"]["campaign_id"] == str(campaign.pk)
+    assert event["data"]["winner"] == 1 and event["data"]["metric"] == "opened"
+    assert "fallback" in event["data"]["reason"]
