@@ -236,3 +236,23 @@ def test_old_finished_events_and_attempts_are_purged(
     WebhookAttempt.objects.update(created_at=long_ago)
     assert services.purge_old() == 4  # 2 events, 2 attempts
     assert list(WebhookMessage.objects.values_list("status", flat=True)) == ["pending"]
+
+
+@pytest.mark.postgres
+def test_two_workers_racing_for_one_endpoint_deliver_each_event_once(
+    transactional_db, workspace, make_endpoint, make_receiver
+):
+    from apps.common.testing import race
+
+    receiver = make_receiver(("sleep", 0.3, 200))  # the first attempt holds the line a while
+    issued = make_endpoint(workspace, receiver.url)
+    endpoint_id = str(issued.endpoint.pk)
+    lease = WebhookEndpoint.objects.filter(pk=endpoint_id)
+    lease.update(lease_token=uuid.uuid4(), lease_expires_at=timezone.now() + timedelta(hours=1))
+    emit_numbered(workspace, [0, 1, 2, 3])  # held: its own task cannot start it
+    lease.update(lease_token=None, lease_expires_at=None)
+    outcomes = race(*[lambda: services.deliver_endpoint(endpoint_id)] * 4)
+    assert sorted(o["delivered"] for o in outcomes) == [0, 0, 0, 4]
+    accepted = [r.headers["webhook-id"] for r in receiver.accepted()]
+    assert len(accepted) == len(set(accepted)) == 4 == len(receiver.all())
+    assert [verified(r, issued.secret)["data"]["n"] for r in receiver.accepted()] == [0, 1, 2, 3]
