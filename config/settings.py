@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.analytics",
     "apps.devices",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -411,6 +412,40 @@ DEVICE_SYNC_COALESCE_SECONDS = float(env("DEVICE_SYNC_COALESCE_SECONDS", "1"))
 DEVICE_SYNC_CLAIM_SECONDS = env_int("DEVICE_SYNC_CLAIM_SECONDS", 300)
 DEVICE_SYNC_RETRY_SECONDS = env_int("DEVICE_SYNC_RETRY_SECONDS", 60)
 DEVICE_SYNC_SWEEP_SECONDS = float(env("DEVICE_SYNC_SWEEP_SECONDS", "60"))
+
+# --- Webhooks -------------------------------------------------------------------------------
+# One HTTP attempt waits this long (connect, each read and write); a worker holds an
+# endpoint's line for WEBHOOK_LEASE_SECONDS (renewed before every attempt; a killed worker's
+# endpoint is taken over when it runs out, so it must exceed the timeout).
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_LEASE_SECONDS = float(env("WEBHOOK_LEASE_SECONDS", "60"))
+# Seconds before each retry of a failed event (each ±10 % jitter; a longer Retry-After is
+# honoured up to the longest step): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — 8 attempts
+# over about 27.6 hours. An event whose last attempt fails disables its endpoint.
+WEBHOOK_RETRY_SCHEDULE = [float(step) for step in env_list(
+    "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
+)]  # fmt: skip
+# Rotation: the previous secret keeps signing (a second signature) this long.
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env_int(
+    "WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", 24 * 3600
+)
+# SSRF guard: outside the local mode no request goes to a private, loopback, link-local,
+# multicast, reserved, unspecified or CGNAT address (checked on the address connected to),
+# and endpoint URLs must be https.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", DEBUG)
+WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", not DEBUG)
+# Static name -> address answers consulted before DNS ("name=ip,name=ip"), checked like DNS
+# answers: split-horizon names, and tests (no DNS needed).
+WEBHOOK_RESOLVE_OVERRIDES = dict(
+    item.split("=", 1) for item in env_list("WEBHOOK_RESOLVE_OVERRIDES", "") if "=" in item
+)
+# The dispatcher re-queues endpoints with due events (lost tasks, killed workers, retries
+# too far ahead for a countdown) this often; finished events and attempts older than
+# WEBHOOK_RETENTION_DAYS are deleted (in bounded batches).
+WEBHOOK_SWEEP_SECONDS = float(env("WEBHOOK_SWEEP_SECONDS", "5"))
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)
+# The delivery log keeps the first this-many bytes of each response body.
+WEBHOOK_RESPONSE_HEAD_BYTES = env_int("WEBHOOK_RESPONSE_HEAD_BYTES", 1024)
 
 # --- AI content generation ------------------------------------------------------------------
 # "openai" talks to any OpenAI-compatible endpoint; "offline" is the deterministic embedded

@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("apps.notifications.urls")),
     path("", include("apps.analytics.urls")),
     path("", include("apps.devices.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 urlpatterns = [

@@ -49,6 +49,7 @@ from django.utils import timezone
 from apps.campaigns.errors import InvalidTransition
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common import audit
+from apps.webhooks import services as webhooks
 
 S = CampaignStatus
 
@@ -114,6 +115,7 @@ def transition(
         target=campaign,
         metadata={"from": current, "to": to, "reason": reason, **(metadata or {})},
     )
+    webhooks.campaign_changed([campaign], previous=current, status=to, reason=reason)
     return campaign
 
 
@@ -144,3 +146,4 @@ def transition_many(campaigns, to: str, *, reason: str = "", now=None) -> None:
         )
         for campaign in campaigns
     )
+    webhooks.campaign_changed(campaigns, previous=current, status=to, reason=reason)

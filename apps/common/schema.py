@@ -49,6 +49,8 @@ PATH_PARAMETERS = {
     "notification_id": "The notification's id (`pushpilot_notification_id` in the push's data).",
     "token": "The invitation token, from the invitation email or the response that created it.",
     "device_token": "The device's FCM registration token, as the app registered it.",
+    "webhook_endpoint_id": "The webhook endpoint's id.",
+    "webhook_delivery_id": "A delivery-log entry's `id` (GET …/deliveries).",
 }
 
 

@@ -57,6 +57,7 @@ from apps.notifications.models import (
     DispatcherHeartbeat,
     Notification,
 )
+from apps.webhooks import services as webhooks
 
 logger = get_logger("pushpilot.dispatcher")
 
@@ -344,6 +345,9 @@ def _now_and_then(timers: dict[str, float], name: str) -> None:
     if clock >= timers["devices"]:
         devices.requeue_waiting()  # device subscription syncs lost or deferred
         timers["devices"] = clock + settings.DEVICE_SYNC_SWEEP_SECONDS
+    if clock >= timers.setdefault("webhooks", 0.0):  # webhook deliveries lost or due again
+        webhooks.sweep()
+        timers["webhooks"] = clock + settings.WEBHOOK_SWEEP_SECONDS
     if clock >= timers["beat"]:
         beat(name)
         timers["beat"] = clock + HEARTBEAT_INTERVAL_SECONDS

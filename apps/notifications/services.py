@@ -62,6 +62,7 @@ from apps.notifications.models import (
     Notification,
     NotificationStatus,
 )
+from apps.webhooks import services as webhooks
 
 logger = get_logger("pushpilot.sending")
 
@@ -279,6 +280,7 @@ def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime) -> No
         )
         for delivery, status, _, reason in finished
     )
+    webhooks.delivery_finished((d, status, None, reason) for d, status, _, reason in finished)
     for delivery, _, _, reason in finished:
         logger.info("delivery_not_sent", delivery_id=str(delivery.pk), reason=reason)
 
@@ -457,6 +459,9 @@ def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
     ours = {pk for (pk,) in changed}  # a superseded worker changes nothing, audits nothing
     audit.record_many(
         s.audit_entry() for s in settled if s.status != LOST and s.delivery.pk in ours
+    )
+    webhooks.delivery_finished(
+        (s.delivery, s.status, s.tally, s.error) for s in settled if s.delivery.pk in ours
     )
     campaigns.settle({run.delivery.campaign_id for run in batch.runs}, now=now)
     summary: dict[str, int] = defaultdict(int)

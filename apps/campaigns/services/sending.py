@@ -17,6 +17,7 @@ from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.state_machine import transition_many
 from apps.common import audit
 from apps.notifications import selectors as notification_selectors
+from apps.webhooks import services as webhooks
 
 ENGINE_REASONS = {
     CampaignStatus.RUNNING: "run started",
@@ -127,6 +128,7 @@ def experiment_winner(campaign: Campaign, *, now: datetime | None = None) -> int
         campaign.experiment_result = result
         audit.record("campaign.experiment_decided", actor=None, workspace=campaign.workspace,
                      target=campaign, metadata=result)  # fmt: skip
+        webhooks.experiment_decided(campaign, result)
     else:
         campaign.refresh_from_db(fields=["experiment_result"])
     return campaign.experiment_result["winner"]

@@ -18,6 +18,7 @@ from apps.integrations.firebase.errors import FirebaseNotConnected
 from apps.integrations.firebase.messages import PushContent, build_message
 from apps.integrations.firebase.models import ConnectionStatus, FirebaseConfig
 from apps.integrations.firebase.selectors import get_config, service_account_of
+from apps.webhooks import services as webhooks
 
 logger = get_logger("pushpilot.firebase")
 
@@ -69,14 +70,19 @@ def _record_outcome(config: FirebaseConfig, *, error: FcmError | None) -> Fireba
     config.last_tested_at = timezone.now()
     # Only onto the credentials that were checked: a PUT that replaced them meanwhile keeps
     # its own outcome (conditional update, not read-check-write).
-    FirebaseConfig.objects.filter(
-        pk=config.pk, encrypted_credentials=config.encrypted_credentials
-    ).update(
-        status=config.status,
-        last_error=config.last_error,
-        last_tested_at=config.last_tested_at,
-        updated_at=timezone.now(),
-    )
+    with transaction.atomic():  # the status and its webhook event commit together
+        changed = FirebaseConfig.objects.filter(
+            pk=config.pk, encrypted_credentials=config.encrypted_credentials
+        ).update(
+            status=config.status,
+            last_error=config.last_error,
+            last_tested_at=config.last_tested_at,
+            updated_at=timezone.now(),
+        )
+        if error and changed:
+            webhooks.firebase_connection_failed(
+                config, code=error.error_code, message=error.message
+            )
     if error:
         logger.warning(
             "firebase_check_failed", project_id=config.project_id, error=error.error_code
