@@ -118,6 +118,9 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
         zones, languages = planning.split_for(campaign)
         # Occurrences whose deliveries can fall in the range: zones spread them around.
         spread = planning.ZONE_SPREAD if campaign.recipient_time_zone else timedelta(0)
+        policy = campaign_selectors.send_policy_of(campaign)
+        if policy is not None and policy.has_quiet_hours:
+            spread += planning.QUIET_SPREAD
         for item in schedule.occurrences(start - spread - timedelta(microseconds=1)):
             if item.utc >= end + spread or len(planned) >= MAX_PREVIEW_DELIVERIES:
                 break
@@ -129,8 +132,9 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
             ):
                 if start <= delivery.run_at < end:
                     planned[(item.utc, delivery.slice)] = _previewed(
-                        campaign, item.utc, occurrence.local, delivery, status="unplanned"
-                    )
+                        campaign, item.utc, occurrence.local, delivery,
+                        status="unplanned" if not delivery.skipped else DeliveryStatus.SKIPPED,
+                    )  # fmt: skip
     return sorted(planned.values(), key=lambda d: (d.run_at, d.slice))[:MAX_PREVIEW_DELIVERIES]
 
 
