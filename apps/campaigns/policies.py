@@ -108,14 +108,19 @@ def _positive(node, negated: bool, out: list[str]) -> None:
             _positive(child, negated, out)
 
 
-def first_breach(instants: Iterable[datetime], *, max_sends: int, window: timedelta) -> list:
-    """The first run of more than `max_sends` instants within one rolling `window` (sorted),
-    or [] when there is none."""
-    ordered = sorted(instants)
-    low = 0
-    for high, at in enumerate(ordered):
-        while ordered[low] <= at - window:
-            low += 1
-        if high - low + 1 > max_sends:
-            return ordered[low : high + 1]
+def first_breach(
+    instants: Iterable[tuple[datetime, object]], *, mine: set, max_sends: int, window: timedelta
+) -> list[tuple[datetime, object]]:
+    """The earliest window [s, s + `window`) holding more than `max_sends` of `instants`
+    ((instant, key) pairs; one key is one send) and at least one key of `mine`: its sends,
+    in order; [] when there is none."""
+    ordered = sorted(set(instants), key=lambda item: (item[0], str(item[1])))
+    high = 0
+    for low, (start, _) in enumerate(ordered):
+        high = max(high, low)
+        while high < len(ordered) and ordered[high][0] < start + window:
+            high += 1
+        inside = ordered[low:high]
+        if len(inside) > max_sends and any(key in mine for _, key in inside):
+            return inside
     return []
