@@ -28,4 +28,3 @@ class CampaignActive(Conflict):
 class FrequencyCapExceeded(Conflict):
     code = "FREQUENCY_CAP_EXCEEDED"
     message = "The schedule would send to a topic more often than the workspace's cap allows."
-

@@ -177,4 +177,3 @@ def _other_campaigns_by_topic(campaign: Campaign, names: list[str]) -> dict[str,
             if name in names:
                 found.setdefault(name, []).append(pk)
     return found
-
