@@ -58,3 +58,12 @@ def send_policy_of(campaign: Campaign) -> SendPolicy | None:
     if not hasattr(campaign, "_send_policy"):
         campaign._send_policy = send_policy(campaign.workspace_id)
     return campaign._send_policy
+
+
+def rate_caps() -> dict[str, int]:
+    """For the dispatcher: workspace id (text) -> its send-rate cap per minute, for every
+    live workspace that has one (usually few rows; the caller keeps it for a tick)."""
+    rows = SendPolicy.objects.filter(
+        rate_limit_per_minute__isnull=False, workspace__is_deleted=False
+    ).values_list("workspace_id", "rate_limit_per_minute")
+    return {str(workspace_id): cap for workspace_id, cap in rows}
