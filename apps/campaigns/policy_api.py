@@ -14,8 +14,8 @@ POLICY_EXAMPLE = OpenApiExample(
     summary="No sends 21:00-08:00 in each recipient's zone, 3 a day per topic, 600 a minute, "
     "approval above 100,000 devices",
     value={
-        "quiet_hours_start": "21:00",
-        "quiet_hours_end": "08:00",
+        "quiet_hours_start": "21:00:00",
+        "quiet_hours_end": "08:00:00",
         "quiet_hours_mode": "recipient",
         "frequency_cap_max_sends": 3,
         "frequency_cap_window_hours": 24,

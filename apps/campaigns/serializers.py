@@ -435,13 +435,13 @@ class SendPolicySerializer(serializers.Serializer):
     field left out is cleared (no policy of that kind)."""
 
     quiet_hours_start = serializers.TimeField(
-        required=False, allow_null=True, format="%H:%M",
-        help_text="Local time the quiet hours start (HH:MM), with `quiet_hours_end`; a window "
+        required=False, allow_null=True,
+        help_text="Local time the quiet hours start (HH:MM[:SS]), with `quiet_hours_end`; a window "
         "that ends before it starts wraps midnight (21:00-08:00).",
     )  # fmt: skip
     quiet_hours_end = serializers.TimeField(
-        required=False, allow_null=True, format="%H:%M",
-        help_text="Local time the quiet hours end (HH:MM): deferred deliveries go then.",
+        required=False, allow_null=True,
+        help_text="Local time the quiet hours end (HH:MM[:SS]): deferred deliveries go then.",
     )  # fmt: skip
     quiet_hours_mode = serializers.ChoiceField(
         choices=QuietHoursMode.choices, required=False, default=QuietHoursMode.WORKSPACE,

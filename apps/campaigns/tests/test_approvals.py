@@ -47,7 +47,7 @@ def big_campaign(connected, make_campaign, tomorrow):
 # --- the policy resource ----------------------------------------------------------------------
 def test_admins_set_the_policy_members_read_it_and_it_is_audited(api, member_api, workspace):
     assert member_api.get(POLICY_URL).json()["quiet_hours_start"] is None
-    body = {"quiet_hours_start": "21:00", "quiet_hours_end": "08:00",
+    body = {"quiet_hours_start": "21:00:00", "quiet_hours_end": "08:00:00",
             "quiet_hours_mode": "recipient", "frequency_cap_max_sends": 3,
             "frequency_cap_window_hours": 24, "rate_limit_per_minute": 600,
             "approval_threshold": 1000}  # fmt: skip
