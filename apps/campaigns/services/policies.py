@@ -18,6 +18,7 @@ from apps.common import audit
 from apps.common.actors import user_or_none
 from apps.common.errors import ValidationFailed
 from apps.devices import selectors as devices
+from apps.notifications import selectors as engine  # the engine's records (reads only)
 from apps.workspaces.models import Role, role_at_least
 from apps.workspaces.selectors import active_membership
 
@@ -115,8 +116,6 @@ def check_frequency_cap(campaign: Campaign, schedule, *, first: datetime) -> Non
     """409 FREQUENCY_CAP_EXCEEDED when this campaign's occurrences within the cap's window
     of its first run, with what was sent and what other scheduled campaigns have planned,
     put more than the cap's sends to one of its topics into one rolling window."""
-    from apps.notifications import selectors as engine  # the engine's records (reads only)
-
     policy = selectors.send_policy_of(campaign)
     if policy is None or not policy.has_frequency_cap:
         return
