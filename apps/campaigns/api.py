@@ -26,11 +26,13 @@ from apps.campaigns.serializers import (
     DryRunSerializer,
     OccurrencesQuerySerializer,
     OccurrencesSerializer,
+    RejectSerializer,
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
 from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
+from apps.workspaces.models import Role
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 # Request examples. Their times are far ahead so that they can be sent as they are.
@@ -142,6 +144,10 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     def get_serializer_class(self):
         return CampaignSerializer if self.action == "list" else CampaignDetailSerializer
 
+    def required_role(self) -> str:
+        # Approving or rejecting a campaign over the approval threshold: admins and owners.
+        return Role.ADMIN if self.action in ("approve", "reject") else super().required_role()
+
     def _campaign_response(self, campaign: Campaign, status_code: int = status.HTTP_200_OK):
         fresh = selectors.get_campaign(workspace=self.workspace, campaign_id=campaign.pk)
         return Response(CampaignDetailSerializer(fresh).data, status=status_code)
@@ -235,7 +241,13 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "INVALID_TRANSITION), a Firebase project connected (409 FIREBASE_NOT_CONNECTED), at "
         "least one content and each content's FCM message, then the schedule — a first run "
         "in the past, an invalid or unbounded rule (SECONDLY, MINUTELY, COUNT over 10,000...) "
-        "or one with no future run is a 400 VALIDATION_ERROR naming the field.",
+        "or one with no future run is a 400 VALIDATION_ERROR naming the field — and the "
+        "workspace's send policies: a plan that sends to a topic more often than its "
+        "frequency cap is a 409 FREQUENCY_CAP_EXCEEDED naming the topic, the window, the "
+        "counts and the occurrences; a campaign whose audience estimate is over the "
+        "approval threshold, scheduled by a member, becomes `pending_approval` (with the "
+        "schedule kept) until an admin approves or rejects it (an admin's own schedule "
+        "needs no approval).",
         request=ScheduleSerializer,
         responses=CampaignDetailSerializer,
         examples=SCHEDULE_EXAMPLES,
@@ -257,9 +269,51 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         return self._campaign_response(campaign)
 
     @extend_schema(
+        summary="Approve a campaign",
+        description="Schedule a campaign that waits for approval (`pending_approval`: its "
+        "audience estimate is over the workspace's `approval_threshold`) with the schedule "
+        "given when it was submitted, checked again as /schedule checks it (a first run now "
+        "in the past: 400; the frequency cap: 409 FREQUENCY_CAP_EXCEEDED). Records who "
+        "approved and when (`approved_by`, `approved_at`); audited (`campaign.approved`). "
+        "Admins and owners. Any other state: 409 INVALID_TRANSITION.",
+        request=None,
+        responses=CampaignDetailSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, campaign_id=None):
+        campaign = services.approve_campaign(campaign=self.get_object(), actor=request.user)
+        return self._campaign_response(campaign)
+
+    @extend_schema(
+        summary="Reject a campaign",
+        description="Send a campaign that waits for approval back to draft, with a `reason` "
+        "for its author (`rejection_reason`); audited (`campaign.rejected`). Admins and "
+        "owners. Any other state: 409 INVALID_TRANSITION.",
+        request=RejectSerializer,
+        responses=CampaignDetailSerializer,
+        examples=[
+            OpenApiExample(
+                "Too broad",
+                value={"reason": "Target only the beta testers first."},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, campaign_id=None):
+        campaign = self.get_object()
+        serializer = RejectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        campaign = services.reject_campaign(
+            campaign=campaign, actor=request.user, reason=serializer.validated_data["reason"]
+        )
+        return self._campaign_response(campaign)
+
+    @extend_schema(
         summary="Unschedule a campaign",
-        description="Take a scheduled campaign back to draft so that its contents, target "
-        "or schedule can be edited; every planned run that has not started is withdrawn. "
+        description="Take a scheduled campaign (or one waiting for approval) back to draft so "
+        "that its contents, target or schedule can be edited; every planned run that has not "
+        "started is withdrawn. "
         "Schedule it again when ready. Members and above. Any other state (a draft, a "
         "campaign running right now, a finished one): 409 INVALID_TRANSITION.",
         request=None,

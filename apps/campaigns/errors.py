@@ -23,3 +23,8 @@ class CampaignLocked(Conflict):
 class CampaignActive(Conflict):
     code = "CAMPAIGN_ACTIVE"
     message = "A scheduled or running campaign cannot be deleted; cancel it first."
+
+
+class FrequencyCapExceeded(Conflict):
+    code = "FREQUENCY_CAP_EXCEEDED"
+    message = "The schedule would send to a topic more often than the workspace's cap allows."

@@ -12,6 +12,9 @@ MAX_INTEGER = 2**31 - 1
 
 class CampaignStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
+    # Waiting for an admin's approval before it is scheduled (its audience is over the
+    # workspace's approval threshold; see apps.campaigns.services.approvals).
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
     SCHEDULED = "scheduled", "Scheduled"
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
@@ -22,6 +25,14 @@ class CampaignStatus(models.TextChoices):
 class Priority(models.TextChoices):
     HIGH = "high", "High"
     NORMAL = "normal", "Normal"
+
+
+class QuietHours(models.TextChoices):
+    """What a campaign's delivery that falls inside the workspace's quiet hours does."""
+
+    DEFER = "defer", "Move to the end of the window"
+    SKIP = "skip", "Skip"
+    IGNORE = "ignore", "Send anyway (admins only: transactional messages)"
 
 
 # The delivery options, named once: services, serializers and the sender read this list.
@@ -87,6 +98,21 @@ class Campaign(SoftDeleteModel):
     # instead of sent (a "good morning" at 3 pm helps nobody). Null: always send, however late.
     catch_up_window_seconds = models.PositiveIntegerField(null=True, blank=True, default=3600)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Inside the workspace's quiet hours (SendPolicy): defer, skip, or (admins) ignore them.
+    quiet_hours = models.CharField(
+        max_length=8, choices=QuietHours.choices, default=QuietHours.DEFER
+    )
+    # Approvals (status pending_approval): who asked and when; who approved and when (also
+    # set when an admin schedules it directly); a rejection's reason.
+    approval_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approval_requested_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=1000, blank=True, default="")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -148,3 +174,58 @@ class CampaignContent(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}#{self.position}: {self.title}"
+
+
+class QuietHoursMode(models.TextChoices):
+    WORKSPACE = "workspace", "In the workspace's time zone"
+    RECIPIENT = "recipient", "In each recipient's time zone"
+
+
+class SendPolicy(BaseModel):
+    """A workspace's send policies (README "Send policies"); at most one row per workspace,
+    none meaning no policy. Owned by campaigns: scheduling enforces them (the plan, the
+    frequency cap, approvals) and the engine reads them (apps.campaigns.policies). A
+    separate table, not workspace columns: the engine joins it only where it needs it and
+    the workspace row stays the workspaces app's."""
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="send_policy"
+    )
+    # Quiet hours: local times [start, end), wrapping midnight when start > end; both or none.
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    quiet_hours_mode = models.CharField(
+        max_length=16, choices=QuietHoursMode.choices, default=QuietHoursMode.WORKSPACE
+    )
+    # At most `max_sends` sends to any app topic in any rolling `window_hours`; both or none.
+    frequency_cap_max_sends = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10_000)]
+    )
+    frequency_cap_window_hours = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(24 * 31)]
+    )
+    # Deliveries the engine starts per rolling minute for this workspace; null: no cap.
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(1_000_000)]
+    )
+    # Campaigns whose audience estimate (devices) is over this need an admin's approval.
+    approval_threshold = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_INTEGER)]
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "send policies"
+
+    def __str__(self) -> str:
+        return f"send policy of {self.workspace_id}"
+
+    @property
+    def has_quiet_hours(self) -> bool:
+        return self.quiet_hours_start is not None and self.quiet_hours_end is not None
+
+    @property
+    def has_frequency_cap(self) -> bool:
+        return bool(self.frequency_cap_max_sends and self.frequency_cap_window_hours)

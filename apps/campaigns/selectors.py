@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 
 from apps.campaigns import recurrence
-from apps.campaigns.models import Campaign, CampaignContent
+from apps.campaigns.models import Campaign, CampaignContent, SendPolicy
 from apps.common.errors import NotFound
 
 
@@ -45,3 +45,25 @@ def lock_campaign(campaign_id) -> Campaign:
     if campaign is None:  # deleted by a concurrent request
         raise NotFound("Campaign not found.")
     return campaign
+
+
+def send_policy(workspace_id) -> SendPolicy | None:
+    """The workspace's send policies, or None when it has none."""
+    return SendPolicy.objects.filter(workspace_id=workspace_id).first()
+
+
+def send_policy_of(campaign: Campaign) -> SendPolicy | None:
+    """The campaign's workspace's send policies, read once per campaign instance (the
+    planner asks for every occurrence it plans)."""
+    if not hasattr(campaign, "_send_policy"):
+        campaign._send_policy = send_policy(campaign.workspace_id)
+    return campaign._send_policy
+
+
+def rate_caps() -> dict[str, int]:
+    """For the dispatcher: workspace id (text) -> its send-rate cap per minute, for every
+    live workspace that has one (usually few rows; the caller keeps it for a tick)."""
+    rows = SendPolicy.objects.filter(
+        rate_limit_per_minute__isnull=False, workspace__is_deleted=False
+    ).values_list("workspace_id", "rate_limit_per_minute")
+    return {str(workspace_id): cap for workspace_id, cap in rows}

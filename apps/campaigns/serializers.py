@@ -7,7 +7,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.campaigns import recurrence
-from apps.campaigns.models import DELIVERY_OPTION_FIELDS, Campaign, CampaignContent
+from apps.campaigns.models import (
+    DELIVERY_OPTION_FIELDS,
+    Campaign,
+    CampaignContent,
+    QuietHoursMode,
+)
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
 from apps.common.languages import normalize_language
@@ -159,6 +164,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
             "recipient_time_zone",
+            "quiet_hours",
             "experiment",
             "experiment_result",
             "scheduled_at",
@@ -168,6 +174,11 @@ class CampaignSerializer(serializers.ModelSerializer):
             "exclusion_dates",
             "next_run_at",
             "last_run_at",
+            "approval_requested_by",
+            "approval_requested_at",
+            "approved_by",
+            "approved_at",
+            "rejection_reason",
             "created_by",
             "duplicated_from",
             "created_at",
@@ -257,6 +268,7 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
             *DELIVERY_OPTION_FIELDS,
             "catch_up_window_seconds",
             "recipient_time_zone",
+            "quiet_hours",
             "experiment",
             "scheduled_at",
             "timezone",
@@ -265,6 +277,11 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "description": {"max_length": 10_000},
+            "quiet_hours": {
+                "help_text": "A delivery inside the workspace's quiet hours: `defer` (default) "
+                "sends it when they end, `skip` records it as skipped, `ignore` sends it "
+                "anyway (admins and owners only: transactional messages)."
+            },
             "recipient_time_zone": {
                 "help_text": "Deliver at the schedule's wall-clock time in each recipient's "
                 "own time zone (one delivery per zone with registered devices) instead of at "
@@ -451,3 +468,49 @@ class DryRunSerializer(serializers.Serializer):
     ok = serializers.BooleanField(help_text="Every message of every delivery is valid.")
     messages = serializers.IntegerField(help_text="How many messages were built.")
     deliveries = DryRunDeliverySerializer(many=True)
+
+
+class SendPolicySerializer(serializers.Serializer):
+    """The workspace's send policies (README "Send policies"). PUT replaces them all: a
+    field left out is cleared (no policy of that kind)."""
+
+    quiet_hours_start = serializers.TimeField(
+        required=False, allow_null=True,
+        help_text="Local time the quiet hours start (HH:MM[:SS]), with `quiet_hours_end`; a window "
+        "that ends before it starts wraps midnight (21:00-08:00).",
+    )  # fmt: skip
+    quiet_hours_end = serializers.TimeField(
+        required=False, allow_null=True,
+        help_text="Local time the quiet hours end (HH:MM[:SS]): deferred deliveries go then.",
+    )  # fmt: skip
+    quiet_hours_mode = serializers.ChoiceField(
+        choices=QuietHoursMode.choices, required=False, default=QuietHoursMode.WORKSPACE,
+        help_text="`workspace`: the window is judged in the workspace's time zone; "
+        "`recipient`: in each recipient's (the zones of registered devices).",
+    )  # fmt: skip
+    frequency_cap_max_sends = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10_000,
+        help_text="At most this many sends to one topic in any rolling "
+        "`frequency_cap_window_hours` (set both, or neither).",
+    )  # fmt: skip
+    frequency_cap_window_hours = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=24 * 31,
+    )  # fmt: skip
+    rate_limit_per_minute = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=1_000_000,
+        help_text="Deliveries the engine starts per rolling minute for this workspace; the "
+        "rest wait (other workspaces are not slowed). Null: no cap.",
+    )  # fmt: skip
+    approval_threshold = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**31 - 1,
+        help_text="Campaigns whose audience estimate (devices) is over this need an admin's "
+        "approval before they are scheduled. Null: no approvals.",
+    )  # fmt: skip
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="",
+        help_text="Why, for the campaign's author (kept on the campaign as `rejection_reason`).",
+    )  # fmt: skip

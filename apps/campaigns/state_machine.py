@@ -3,6 +3,11 @@
     from        to                      who / why
     draft       scheduled               schedule (validated, the first occurrences planned)
     draft       cancelled               cancel
+    draft       pending_approval [added] schedule, when the audience is over the workspace's
+                                        approval threshold and the caller is not an admin
+    pending_approval scheduled [added]  approve (an admin; the kept schedule checked again)
+    pending_approval draft     [added]  reject (an admin, with a reason) or unschedule
+    pending_approval cancelled [added]  cancel
     scheduled   running                 the sending engine, when a delivery starts
     scheduled   cancelled               cancel (unsent deliveries cancelled, same transaction)
     scheduled   draft        [added]    unschedule, to edit (the unsent plan withdrawn)
@@ -19,6 +24,10 @@ needs it:
 * **scheduled → draft** ("unschedule"): contents, target, delivery options and schedule
   are editable only in draft; a scheduled campaign is taken back to draft to be edited
   (its pending jobs are removed in the same transaction) and scheduled again.
+* **pending_approval** (send policies, README "Send policies"): a campaign whose audience
+  estimate is over the workspace's `approval_threshold` waits in a state of its own, with
+  its schedule stored, until an admin approves it (→ scheduled, planned then) or rejects
+  it (→ draft). It is not editable there (CAMPAIGN_LOCKED): unschedule or cancel it.
 * **running → scheduled**: a recurring campaign goes back to scheduled between
   occurrences (its future is already planned); after the last occurrence it goes
   running → completed instead (DESIGN.md §5.7).
@@ -54,7 +63,8 @@ from apps.webhooks import services as webhooks
 S = CampaignStatus
 
 VALID_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.DRAFT: frozenset({S.SCHEDULED, S.CANCELLED}),
+    S.DRAFT: frozenset({S.SCHEDULED, S.CANCELLED, S.PENDING_APPROVAL}),
+    S.PENDING_APPROVAL: frozenset({S.SCHEDULED, S.DRAFT, S.CANCELLED}),
     S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.DRAFT, S.COMPLETED, S.FAILED}),
     S.RUNNING: frozenset({S.COMPLETED, S.SCHEDULED, S.FAILED}),
     S.COMPLETED: frozenset(),

@@ -11,6 +11,12 @@ interleaved. If the broker refuses, the unpublished deliveries go straight back 
 On SQLite (the embedded mode) a window function ranks the same way and the IMMEDIATE
 transaction serialises claims.
 
+Send-rate caps (send policies): a workspace with a cap is claimed for at most its room in
+the rolling minute (apps.notifications.policies.RateRoom, one locked row per capped
+workspace with deliveries due); the rest of its due deliveries stay pending, and its share
+of the claim goes to the other workspaces, which keep flowing at full speed. Workspaces
+without a cap cost nothing: the list of capped ones is read once a tick.
+
 Backpressure: a dispatcher claims only while fewer than DISPATCH_MAX_QUEUED deliveries wait
 for a worker, so the broker's queue stays short and a delivery that becomes due is claimed
 (fairly) within a tick, instead of queueing behind a long backlog claimed earlier.
@@ -37,12 +43,13 @@ from django.db.models import Min
 from django.utils import timezone
 
 from apps.analytics import rollups
+from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns import services as campaigns
 from apps.common import bulk, idempotency
 from apps.common.logging import get_logger
 from apps.common.retry import backoff
 from apps.devices import services as devices
-from apps.notifications import planning
+from apps.notifications import planning, policies
 from apps.notifications.metrics import (
     dispatch_backlog,
     jobs_claimed_total,
@@ -102,6 +109,15 @@ class DueCounts:
     def __init__(self) -> None:
         self.due: dict = {}
         self.counted_at = -math.inf
+        self.caps: dict = {}
+        self.caps_read_at = -math.inf
+
+    def rate_caps(self) -> dict:
+        """Workspace id (text) -> its send-rate cap per minute (send policies), read once a
+        tick: a cap set or lifted takes effect within one."""
+        if time.monotonic() - self.caps_read_at >= settings.DISPATCH_TICK_SECONDS:
+            self.caps, self.caps_read_at = campaign_selectors.rate_caps(), time.monotonic()
+        return self.caps
 
     def fresh(self) -> bool:
         return time.monotonic() - self.counted_at < settings.DISPATCH_TICK_SECONDS
@@ -128,10 +144,21 @@ def _claim(token, due_by: datetime, now: datetime, lease: datetime, limit: int, 
         # A kept count is used while it still covers a full claim; a short one may miss a
         # workspace that became due since: count again.
         due = counts.due if counts.fresh() and sum(counts.due.values()) >= limit else None
-        claimed = _claim_shares(table, token, due_by, now, lease, limit,
-                                due or counts.count(table, due_by))  # fmt: skip
+        due = due or counts.count(table, due_by)
+        # Send-rate caps: a capped workspace with deliveries due is claimed for at most its
+        # room in the rolling minute; its share goes to the others (fair_shares). Without
+        # caps among the due workspaces, nothing more happens here.
+        caps = counts.rate_caps()
+        room = policies.RateRoom({w: caps[w] for w in due if w in caps}, now)
+        claimed = _claim_shares(table, token, due_by, now, lease, limit, room.limit(due))
+        room.spend(claimed)
         counts.subtract(claimed)
         return claimed
+    room = policies.RateRoom(counts.rate_caps(), now)
+    # SQLite: a capped workspace's turns beyond its room are not claimed.
+    capped = "".join(" WHEN %s THEN %s" for _ in room.room)
+    cap_sql = f"turn <= CASE workspace_id{capped} ELSE turn END" if room.room else "1 = 1"
+    cap_params = [p for w, n in room.room.items() for p in (uuid.UUID(w).hex, n)]
     prep = Delivery._meta.get_field("due_at").get_db_prep_value
     with connection.cursor() as cursor:
         cursor.execute(
@@ -139,15 +166,19 @@ def _claim(token, due_by: datetime, now: datetime, lease: datetime, limit: int, 
                        lease_expires_at = %s, updated_at = %s
                 WHERE id IN (
                     SELECT id FROM (
-                        SELECT id, due_at, row_number() OVER (
+                        SELECT id, due_at, workspace_id, row_number() OVER (
                             PARTITION BY workspace_id ORDER BY due_at) AS turn
                         FROM {table} WHERE status = %s AND due_at <= %s)
+                    WHERE {cap_sql}
                     ORDER BY turn, due_at LIMIT %s)
                 RETURNING id, workspace_id""",  # noqa: S608
             [DeliveryStatus.QUEUED, token.hex, prep(now, connection), prep(lease, connection),
-             prep(now, connection), DeliveryStatus.PENDING, prep(due_by, connection), limit],
+             prep(now, connection), DeliveryStatus.PENDING, prep(due_by, connection),
+             *cap_params, limit],
         )  # fmt: skip
-        return [(str(uuid.UUID(pk)), workspace) for pk, workspace in cursor.fetchall()]
+        claimed = [(str(uuid.UUID(pk)), workspace) for pk, workspace in cursor.fetchall()]
+    room.spend(claimed)
+    return claimed
 
 
 def _claim_shares(table, token, due_by, now, lease, limit, due: dict) -> list[tuple]:

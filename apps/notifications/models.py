@@ -243,3 +243,40 @@ class DispatcherHeartbeat(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class TopicSendLog(BaseModel):
+    """The frequency cap's record (apps.notifications.policies): the recent sends to one app
+    topic of a workspace, as [[occurrence id, occurrence instant (ISO)], ...], kept for the
+    cap's window. One occurrence is one send, however many deliveries (zones, languages,
+    variants) carry it. The row is also the lock two deliveries to the topic take in turn
+    (SELECT ... FOR UPDATE), so they cannot both pass the cap's last slot."""
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    topic = models.CharField(max_length=900)
+    sends = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "topic"], name="topic_send_log_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} in {self.workspace_id}: {len(self.sends)} sends"
+
+
+class SendRateWindow(BaseModel):
+    """The send-rate cap's record (apps.notifications.policies): how many deliveries the
+    dispatchers claimed for a capped workspace in each second of the last minute, as
+    [[epoch second, count], ...]. A dispatcher locks the row (SKIP LOCKED) while it claims
+    for the workspace, so two cannot both spend the same room."""
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+"
+    )
+    claims = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"send rate of {self.workspace_id}"

@@ -20,7 +20,7 @@ skipped.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -28,9 +28,15 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from apps.campaigns import experiments, recurrence
+from apps.campaigns import experiments, policies, recurrence
 from apps.campaigns import selectors as campaign_selectors
-from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
+from apps.campaigns.models import (
+    Campaign,
+    CampaignContent,
+    CampaignStatus,
+    QuietHours,
+    QuietHoursMode,
+)
 from apps.campaigns.services import messages as campaign_messages
 from apps.common.logging import get_logger
 from apps.devices import selectors as devices
@@ -51,6 +57,8 @@ ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)
 # From the earliest zone (UTC+14) to the latest (UTC-12): an occurrence's deliveries by
 # recipient zone spread over this much around its own instant.
 ZONE_SPREAD = timedelta(hours=26)
+# Quiet hours move a delivery by at most a day.
+QUIET_SPREAD = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class PlannedDelivery:
     run_at: datetime
     language: str = ""
     variant: str = ""
+    # Why it is planned as already skipped (quiet hours, the campaign skips such sends).
+    skipped: str = ""
+
+    @property
+    def status(self) -> str:
+        return DeliveryStatus.SKIPPED if self.skipped else DeliveryStatus.PENDING
 
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""
@@ -75,7 +89,21 @@ class PlannedDelivery:
             due_at=self.run_at,
             language=self.language,
             variant=self.variant,
+            status=self.status,
+            last_error=self.skipped,
+            finished_at=self.run_at if self.skipped else None,
         )
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One send time of an occurrence: for `zones` (empty: everyone, less `excluded`)."""
+
+    name: str
+    run_at: datetime
+    zones: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    skipped: str = ""
 
 
 def deliveries_for(
@@ -87,7 +115,8 @@ def deliveries_for(
     languages: list[str] = (),
 ) -> list[PlannedDelivery]:
     """How one occurrence is sent: once, to the campaign's whole target, at its instant —
-    split by recipient zone and/or by language when the campaign asks for it.
+    split by recipient zone and/or by language when the campaign asks for it, and moved or
+    skipped where the workspace's quiet hours say (README "Send policies").
 
     By recipient time zone: once per zone with registered devices (`zones`) at the
     occurrence's wall-clock time there, to `target && <zone topic>`. Zones whose local time
@@ -97,6 +126,12 @@ def deliveries_for(
     happens twice at its first instant. A zone whose time is already further in the past
     than the catch-up window when the occurrence is planned gets no delivery of it.
 
+    Quiet hours in the workspace's zone move (or skip) each delivery whose time falls inside
+    them. In each recipient's zone: a zone delivery is judged in its zone; an occurrence sent
+    at one instant keeps one delivery for everyone outside quiet hours, `target && !(<quiet
+    zones>)`, and the zones inside get their own deliveries, moved or skipped (when more
+    zones are quiet than the target leaves room for, every zone gets its own delivery).
+
     By language (`languages`: the workspace's, when the contents are translated): each
     delivery once per language, to `... && <language topic>`, carrying that language's copy
     (the contents' own text for the default language and untranslated contents).
@@ -105,43 +140,61 @@ def deliveries_for(
     is sent whole, at its own instant, in the contents' own text. An experiment's occurrence
     is split by variant instead (_experiment_deliveries).
     """
+    quiet = policies.quiet_rule(campaign, campaign_selectors.send_policy_of(campaign))
     if campaign.experiment:
-        return _experiment_deliveries(campaign, occurrence)
-    slots: list[tuple[str, datetime, list[str]]] = [("", occurrence.at, [])]
+        return _experiment_deliveries(campaign, occurrence, quiet)
+    localized = bool(languages)
     if campaign.recipient_time_zone and zones:
-        slots = _zone_slots(campaign, occurrence, zones, now, localized=bool(languages))
+        slots = _zone_slots(campaign, occurrence, zones, now, localized=localized, quiet=quiet)
+    else:
+        slots = _instant_slots(campaign, occurrence, zones, localized=localized, quiet=quiet)
     planned = []
-    for name, run_at, group in slots:
+    for slot in slots:
         for language in languages or [""]:
-            if not group and not language:
-                planned.append(PlannedDelivery("", campaign.topic, campaign.condition, run_at))
+            if not slot.zones and not slot.excluded and not language:
+                planned.append(PlannedDelivery("", campaign.topic, campaign.condition,
+                                               slot.run_at, skipped=slot.skipped))  # fmt: skip
                 continue
             condition = topics.narrowed(
-                topic=campaign.topic, condition=campaign.condition, zones=group, language=language
+                topic=campaign.topic, condition=campaign.condition, zones=slot.zones,
+                language=language,
+            )  # fmt: skip
+            if slot.excluded:
+                condition += " && !" + _any_of([topics.zone_topic(z) for z in slot.excluded])
+            label = "|".join(part for part in (slot.name, language and f"lang:{language}") if part)
+            planned.append(
+                PlannedDelivery(label, "", condition, slot.run_at, language, skipped=slot.skipped)
             )
-            label = "|".join(part for part in (name, language and f"lang:{language}") if part)
-            planned.append(PlannedDelivery(label, "", condition, run_at, language))
     return planned
 
 
-def _experiment_deliveries(campaign: Campaign, occurrence: Occurrence) -> list[PlannedDelivery]:
+def _experiment_deliveries(campaign: Campaign, occurrence: Occurrence, quiet) -> list:
     """An A/B test (apps.campaigns.experiments): each content to its own bucket topics at the
-    occurrence's time, then — after the test window — the chosen one to everyone else."""
+    occurrence's time, then — after the test window — the chosen one to everyone else.
+    Quiet hours judge the occurrence's instant in the workspace's zone (the variants are
+    sent at one instant, whatever the mode) and move or skip the test as a whole."""
     config = campaign.experiment
     per = config["buckets_per_variant"]
     target = topics.narrowed(topic=campaign.topic, condition=campaign.condition)
+    at, skipped = occurrence.at, ""
+    ends = quiet.until(at) if quiet is not None else None
+    if ends is not None:
+        if quiet.action == QuietHours.SKIP:
+            skipped = quiet.reason()
+        else:
+            at = ends
     planned, tested = [], []
     for variant in range(campaign.contents.count()):
         names = [topics.bucket_topic(b) for b in experiments.buckets_of(variant, per)]
         tested += names
         planned.append(
             PlannedDelivery(f"ab:{variant}", "", f"{target} && {_any_of(names)}",
-                            occurrence.at, variant=str(variant))
+                            at, variant=str(variant), skipped=skipped)
         )  # fmt: skip
-    winner_at = occurrence.at + timedelta(seconds=config["window_seconds"])
+    winner_at = at + timedelta(seconds=config["window_seconds"])
     planned.append(
         PlannedDelivery("ab:winner", "", f"{target} && !{_any_of(tested)}", winner_at,
-                        variant="winner")
+                        variant="winner", skipped=skipped)
     )  # fmt: skip
     return planned
 
@@ -150,34 +203,87 @@ def _any_of(names: list[str]) -> str:
     return "(" + " || ".join(f"'{name}' in topics" for name in names) + ")"
 
 
-def _zone_slots(campaign, occurrence, zones, now, *, localized: bool) -> list[tuple]:
-    """(slice, run_at, zones) per group of zones sharing an instant (see deliveries_for)."""
+def _zone_slots(campaign, occurrence, zones, now, *, localized: bool, quiet) -> list[Slot]:
+    """The slots of a campaign sent in each recipient's zone (see deliveries_for)."""
     # The occurrence's wall-clock time as stored: already resolved in the campaign's zone, so
     # a time inside a DST gap there (rare) moves every zone's time by that gap too.
     wall = datetime.fromisoformat(occurrence.local).replace(tzinfo=None)
-    by_instant: dict[datetime, list[str]] = defaultdict(list)
-    for zone in zones:
-        by_instant[recurrence.to_utc(wall, recurrence.zone_for(zone))].append(zone)
     window = campaign.catch_up_window_seconds
     too_late = now - timedelta(seconds=window) if window is not None else None
+    instants = {}
+    for zone in zones:
+        instant = recurrence.to_utc(wall, recurrence.zone_for(zone))
+        if too_late is None or instant >= too_late:
+            instants[zone] = instant
+    return _grouped(campaign, _quieted(instants, quiet), localized)
+
+
+def _instant_slots(campaign, occurrence, zones, *, localized: bool, quiet) -> list[Slot]:
+    """The slots of an occurrence sent at one instant (see deliveries_for)."""
+    at = occurrence.at
+    if quiet is None:
+        return [Slot("", at)]
+    if quiet.mode != QuietHoursMode.RECIPIENT or not zones:
+        ends = quiet.until(at)
+        if ends is None:
+            return [Slot("", at)]
+        if quiet.action == QuietHours.SKIP:
+            return [Slot("", at, skipped=quiet.reason())]
+        return [Slot("", ends)]
+    inside = [zone for zone in zones if quiet.until(at, zone) is not None]
+    if not inside:
+        return [Slot("", at)]
     room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
+    quieted = _quieted({zone: at for zone in zones}, quiet)
+    if len(inside) > room:
+        return _grouped(campaign, quieted, localized)
+    # Everyone outside quiet hours (installs not registered with PushPilot too) at the
+    # instant; each quiet zone on its own.
+    rest = Slot("", at, excluded=sorted(inside))
+    return [rest, *_grouped(campaign, {z: quieted[z] for z in inside}, localized)]
+
+
+def _quieted(instants: dict, quiet) -> dict:
+    """zone -> (send instant, skip reason) under the quiet hours, judged in each zone (in
+    recipient mode) or in the workspace's."""
+    result = {}
+    for zone, instant in instants.items():
+        judged_in = zone if quiet is not None and quiet.mode == QuietHoursMode.RECIPIENT else None
+        ends = quiet.until(instant, judged_in) if quiet is not None else None
+        if ends is None:
+            result[zone] = (instant, "")
+        elif quiet.action == QuietHours.SKIP:
+            result[zone] = (instant, quiet.reason(judged_in))
+        else:
+            result[zone] = (ends, "")
+    return result
+
+
+def _grouped(campaign, quieted: dict, localized: bool) -> list[Slot]:
+    """Zones sharing a send instant (and outcome) share a slot, as many as FCM's 5 topics
+    leave room for."""
+    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
+    by_instant: dict[tuple, list[str]] = defaultdict(list)
+    for zone, key in quieted.items():
+        by_instant[key].append(zone)
     slots = []
-    for instant, group in sorted(by_instant.items()):
-        if too_late is not None and instant < too_late:
-            continue
+    for (instant, skipped), group in sorted(by_instant.items()):
         group.sort()
         for start in range(0, len(group), room):
             chunk = group[start : start + room]
-            slots.append((f"tz:{chunk[0]}", instant, chunk))
+            slots.append(Slot(f"tz:{chunk[0]}", instant, chunk, skipped=skipped))
     return slots
 
 
 def split_for(campaign: Campaign) -> tuple[list[str], list[str]]:
     """The zones and languages the campaign's occurrences are split by now: those of its
-    workspace's registered devices, where the campaign asks for each."""
-    zones = (
-        devices.zones_with_devices(campaign.workspace_id) if campaign.recipient_time_zone else []
+    workspace's registered devices, where the campaign asks for each (zones also where
+    quiet hours are judged in each recipient's zone)."""
+    quiet = policies.quiet_rule(campaign, campaign_selectors.send_policy_of(campaign))
+    by_zone = campaign.recipient_time_zone or (
+        quiet is not None and quiet.mode == QuietHoursMode.RECIPIENT and not campaign.experiment
     )
+    zones = devices.zones_with_devices(campaign.workspace_id) if by_zone else []
     languages = []
     if campaign_messages.is_localized(
         [{"translations": t} for t in campaign.contents.values_list("translations", flat=True)]
@@ -254,6 +360,10 @@ def cover_new_recipients(campaign: Campaign, *, now: datetime) -> int:
     come a delivery for each (zone, language) they do not cover yet; what is covered keeps
     its delivery. The caller holds the campaign's row lock; returns how many were added."""
     zones, languages = split_for(campaign)
+    if not campaign.recipient_time_zone:
+        # Zones of quiet hours only: the occurrence is sent whole (less the quiet zones); a
+        # zone that registered since is in the whole.
+        zones = []
     if not zones and not languages:
         return 0
     added = 0

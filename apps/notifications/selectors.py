@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignStatus
@@ -18,6 +18,7 @@ from apps.notifications.models import (
     DeliveryStatus,
     DispatcherHeartbeat,
     Occurrence,
+    TopicSendLog,
 )
 
 
@@ -118,6 +119,9 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
         zones, languages = planning.split_for(campaign)
         # Occurrences whose deliveries can fall in the range: zones spread them around.
         spread = planning.ZONE_SPREAD if campaign.recipient_time_zone else timedelta(0)
+        policy = campaign_selectors.send_policy_of(campaign)
+        if policy is not None and policy.has_quiet_hours:
+            spread += planning.QUIET_SPREAD
         for item in schedule.occurrences(start - spread - timedelta(microseconds=1)):
             if item.utc >= end + spread or len(planned) >= MAX_PREVIEW_DELIVERIES:
                 break
@@ -129,8 +133,9 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
             ):
                 if start <= delivery.run_at < end:
                     planned[(item.utc, delivery.slice)] = _previewed(
-                        campaign, item.utc, occurrence.local, delivery, status="unplanned"
-                    )
+                        campaign, item.utc, occurrence.local, delivery,
+                        status="unplanned" if not delivery.skipped else DeliveryStatus.SKIPPED,
+                    )  # fmt: skip
     return sorted(planned.values(), key=lambda d: (d.run_at, d.slice))[:MAX_PREVIEW_DELIVERIES]
 
 
@@ -165,3 +170,25 @@ def preview_body(campaign: Campaign, *, start: datetime, end: datetime, now: dat
         })  # fmt: skip
     return {"timezone": campaign.timezone, "deliveries": rows,
             "truncated": len(planned) >= MAX_PREVIEW_DELIVERIES}  # fmt: skip
+
+
+def topic_sends(*, workspace_id, topic: str, start: datetime, end: datetime, campaign_ids) -> dict:
+    """For the frequency cap: the sends to `topic` with their instants in [start, end], as
+    (instant, occurrence id) — "sent" (recorded by the engine) and "planned" (occurrences of
+    `campaign_ids` with a delivery still to send)."""
+    log = TopicSendLog.objects.filter(workspace_id=workspace_id, topic=topic).first()
+    sent = []
+    for occurrence_id, at in log.sends if log else []:
+        instant = datetime.fromisoformat(at)
+        if start <= instant <= end:
+            sent.append((instant, occurrence_id))
+    waiting = Delivery.objects.filter(occurrence=OuterRef("pk"), status__in=WAITING_STATUSES)
+    planned = [
+        (at, str(pk))
+        for pk, at in Occurrence.objects.filter(
+            campaign_id__in=campaign_ids, at__gte=start, at__lte=end
+        )
+        .filter(Exists(waiting))
+        .values_list("pk", "at")
+    ]
+    return {"sent": sent, "planned": planned}

@@ -8,9 +8,11 @@ one broker message (token, ids). `run_batch` then:
    (a duplicate or stale message starts nothing). Deliveries that must not go out finish
    at once: the campaign is no longer sendable (skipped), the run is later than its
    catch-up window (skipped, MISSED), workers died on it too often (failed, GAVE_UP), no
-   Firebase project is connected (failed). The others get their notification rows — one
-   per content, created or taken over from an earlier attempt, marked `sending` — before
-   anything goes out, so a crash mid-send leaves them recorded as possibly sent.
+   Firebase project is connected (failed), a topic it sends to has reached the workspace's
+   frequency cap (skipped, FREQUENCY_CAP; apps.notifications.policies). The others get
+   their notification rows — one per content, created or taken over from an earlier
+   attempt, marked `sending` — before anything goes out, so a crash mid-send leaves them
+   recorded as possibly sent.
 2. **sends** every message concurrently (firebase.client.send_many), each only while this
    worker still holds the lease; what an earlier attempt sent is never sent again, and a
    message resent after a crash carries the same collapse identity (the notification id).
@@ -48,6 +50,7 @@ from apps.common.logging import get_logger
 from apps.integrations.firebase import client as fcm
 from apps.integrations.firebase.selectors import service_accounts_for
 from apps.integrations.firebase.validation import MessageInvalid
+from apps.notifications import policies
 from apps.notifications.metrics import (
     claim_to_send_seconds,
     delivery_batch_size,
@@ -146,6 +149,11 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
                 runs.append(Run(delivery))
             else:
                 finished.append((delivery, *reason))
+        capped = policies.over_frequency_cap([run.delivery for run in runs])
+        if capped:  # not sent: the workspace's frequency cap for one of its topics is reached
+            finished += [(run.delivery, DeliveryStatus.SKIPPED, "FREQUENCY_CAP", capped[pk])
+                         for run in runs if (pk := run.delivery.pk) in capped]  # fmt: skip
+            runs = [run for run in runs if run.delivery.pk not in capped]
         delivery_batch_size.observe(len(deliveries))
         for run in runs:  # sending starts now, or at due_at for one claimed ahead
             sending = max(now, run.delivery.due_at)

@@ -29,7 +29,9 @@ def make_due_campaigns(workspace, count: int, *, at: datetime, contents: int = 1
     and delivery at `at`, in a few bulk inserts (crash tests, benchmarks). Returns the
     deliveries."""
     from apps.campaigns.models import Campaign, CampaignContent
+    from apps.campaigns.selectors import send_policy
 
+    policy = send_policy(workspace.pk)  # read once, not by the planner for each campaign
     campaigns = Campaign.objects.bulk_create(
         [
             Campaign(workspace=workspace, name=f"c{i}", topic=topic, status="scheduled",
@@ -39,6 +41,8 @@ def make_due_campaigns(workspace, count: int, *, at: datetime, contents: int = 1
         ],
         batch_size=2000,
     )  # fmt: skip
+    for campaign in campaigns:
+        campaign._send_policy = policy
     CampaignContent.objects.bulk_create(
         [
             CampaignContent(campaign=c, position=p, title=f"{c.name} #{p}", subtitle="body")

@@ -6,7 +6,9 @@
 * `scheduling`: when — the schedule (apps.campaigns.recurrence) and the moves between draft,
   scheduled and cancelled, with the plan of deliveries (apps.notifications.planning);
 * `editing`: create, update, duplicate, delete, and what may change in which state;
-* `sending`: what the sending engine asks of campaigns.
+* `sending`: what the sending engine asks of campaigns;
+* `policies`: the workspace's send policies, and their checks when a campaign is scheduled
+  (approvals are moves of `scheduling`).
 
 Status changes go through apps.campaigns.state_machine only. Other apps and the API call
 the names below.
@@ -19,8 +21,11 @@ from apps.campaigns.services.editing import (
     update_campaign,
 )
 from apps.campaigns.services.messages import MAX_CONTENTS, localized_text, message_for
+from apps.campaigns.services.policies import update_policy
 from apps.campaigns.services.scheduling import (
+    approve_campaign,
     cancel_campaign,
+    reject_campaign,
     schedule_campaign,
     stop_workspace_campaigns,
     unschedule_campaign,
@@ -36,6 +41,7 @@ from apps.campaigns.services.sending import (
 
 __all__ = [
     "MAX_CONTENTS",
+    "approve_campaign",
     "cancel_campaign",
     "create_campaign",
     "delete_campaign",
@@ -47,9 +53,11 @@ __all__ = [
     "mark_running",
     "message_for",
     "reason_not_sendable",
+    "reject_campaign",
     "schedule_campaign",
     "settle",
     "stop_workspace_campaigns",
     "unschedule_campaign",
     "update_campaign",
+    "update_policy",
 ]

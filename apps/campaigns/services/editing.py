@@ -12,7 +12,7 @@ from apps.campaigns import selectors
 from apps.campaigns.errors import CampaignActive, CampaignLocked
 from apps.campaigns.metrics import campaign_created_total
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
-from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus
+from apps.campaigns.models import Campaign, CampaignContent, CampaignStatus, QuietHours
 from apps.campaigns.selectors import lock_campaign
 from apps.campaigns.services.messages import (
     MAX_CONTENTS,
@@ -25,15 +25,16 @@ from apps.campaigns.services.messages import (
     validate_options,
     validate_target,
 )
+from apps.campaigns.services.policies import is_admin
 from apps.campaigns.services.scheduling import SCHEDULE_FIELDS, schedule_fields, stored_start
 from apps.common import audit
 from apps.common.actors import user_or_none
-from apps.common.errors import ValidationFailed
+from apps.common.errors import PermissionDenied, ValidationFailed
 
 # Fields that change what is sent or when: editable only while the campaign is a draft.
 LOCKED_FIELDS = frozenset(
-    {"topic", "condition", "contents", "recipient_time_zone", "experiment", *OPTION_FIELDS,
-     *SCHEDULE_FIELDS}
+    {"topic", "condition", "contents", "recipient_time_zone", "experiment", "quiet_hours",
+     *OPTION_FIELDS, *SCHEDULE_FIELDS}
 )  # fmt: skip
 # Name, description and the catch-up policy (it only governs future runs) change any time.
 FREE_FIELDS = frozenset({"name", "description", "catch_up_window_seconds"})
@@ -57,11 +58,13 @@ def create_campaign(
     catch_up_window_seconds: int | None = DEFAULT_CATCH_UP_WINDOW_SECONDS,
     recipient_time_zone: bool = False,
     experiment: Mapping[str, Any] | None = None,
+    quiet_hours: str = QuietHours.DEFER,
     **options: Any,
 ) -> Campaign:
     unknown = set(options) - set(OPTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown campaign fields: {sorted(unknown)}")
+    _check_quiet_hours(quiet_hours, actor, workspace)
     contents = [clean_content(content) for content in contents]
     topic, condition = validate_target(
         topic, condition, recipient_time_zone=recipient_time_zone,
@@ -92,6 +95,7 @@ def create_campaign(
         catch_up_window_seconds=catch_up_window_seconds,
         recipient_time_zone=recipient_time_zone,
         experiment=experiment,
+        quiet_hours=quiet_hours,
         **option_values(options),
         **schedule,
     )
@@ -150,6 +154,9 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
             recipient_time_zone=by_zone,
         )  # fmt: skip
         updates.update(option_values({n: changes[n] for n in OPTION_FIELDS if n in changes}))
+        if "quiet_hours" in changes:
+            _check_quiet_hours(changes["quiet_hours"], actor, campaign.workspace)
+            updates["quiet_hours"] = changes["quiet_hours"]
         if SCHEDULE_FIELDS & set(changes):
             updates.update(
                 schedule_fields(
@@ -178,6 +185,13 @@ def update_campaign(*, campaign: Campaign, actor, **changes: Any) -> Campaign:
         metadata={"fields": sorted(changes)},
     )
     return selectors.get_campaign(workspace=campaign.workspace, campaign_id=campaign.pk)
+
+
+def _check_quiet_hours(value: str, actor, workspace) -> None:
+    """`ignore` sends through the workspace's quiet hours: an admin's decision (for
+    transactional messages), like the policy itself."""
+    if value == QuietHours.IGNORE and not is_admin(actor, workspace):
+        raise PermissionDenied("Only admins and owners may send a campaign through quiet hours.")
 
 
 def _languages(workspace) -> dict[str, Any]:
@@ -236,6 +250,7 @@ def duplicate_campaign(*, campaign: Campaign, actor) -> Campaign:
         catch_up_window_seconds=source.catch_up_window_seconds,
         recipient_time_zone=source.recipient_time_zone,
         experiment=source.experiment,
+        quiet_hours=source.quiet_hours,
         topic=source.topic,
         condition=source.condition,
         timezone=source.timezone,

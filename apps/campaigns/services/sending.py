@@ -33,7 +33,9 @@ def lock_for_sending(campaign_ids) -> dict:
     ids = campaign_ids if isinstance(campaign_ids, QuerySet) else set(campaign_ids)
     rows = (
         Campaign.all_objects.select_for_update(of=("self",))
-        .select_related("workspace")
+        # The workspace's send policies come along (a left join): the engine checks the
+        # frequency cap without a query per batch for workspaces that have none.
+        .select_related("workspace", "workspace__send_policy")
         .filter(pk__in=ids)
         .order_by("pk")
     )

@@ -39,7 +39,7 @@ def test_create_and_read(api, workspace):
     assert response.status_code == 201, response.content
     data = response.json()
     assert data["status"] == "draft"
-    assert data["allowed_transitions"] == ["cancelled", "scheduled"]
+    assert data["allowed_transitions"] == ["cancelled", "pending_approval", "scheduled"]
     assert data["target"] == {"topic": "news"}
     assert data["contents"][0]["title"] == "Spring is here"
     assert data["timezone"] == workspace.timezone

@@ -35,6 +35,11 @@ def test_only_the_documented_extensions_are_added():
         (S.SCHEDULED, S.FAILED),
         (S.RUNNING, S.SCHEDULED),
         (S.RUNNING, S.FAILED),
+        # Approvals (send policies): a state of its own between draft and scheduled.
+        (S.DRAFT, S.PENDING_APPROVAL),
+        (S.PENDING_APPROVAL, S.SCHEDULED),
+        (S.PENDING_APPROVAL, S.DRAFT),
+        (S.PENDING_APPROVAL, S.CANCELLED),
     }
     assert set(VALID_TRANSITIONS) == set(S.values)
     assert {S.COMPLETED, S.CANCELLED, S.FAILED} == TERMINAL_STATES

@@ -1,7 +1,8 @@
 """A Hypothesis state machine over the campaign services: whatever sequence of create /
-edit / schedule / unschedule / cancel / duplicate / engine runs happens, only allowed
-transitions occur, a scheduled campaign's next run is its earliest unsent delivery, and
-a campaign that is not active has none."""
+edit / schedule / unschedule / cancel / duplicate / engine runs / approvals happens, only
+allowed transitions occur, a scheduled campaign's next run is its earliest unsent delivery,
+and a campaign that is not active has none. The workspace's approval threshold is below
+every campaign's audience: a member's schedule waits for approval, the owner's does not."""
 
 from datetime import timedelta
 
@@ -33,7 +34,8 @@ titles = st.text(alphabet="abcdefghij XYZ!", min_size=1, max_size=20)
 
 class CampaignLifecycle(RuleBasedStateMachine):
     workspace = None
-    actor = None
+    actor = None  # the owner: schedules without approval, approves and rejects
+    member = None  # schedules into pending_approval
     campaigns = Bundle("campaigns")
 
     def __init__(self):
@@ -103,13 +105,51 @@ class CampaignLifecycle(RuleBasedStateMachine):
             expected_status=S.SCHEDULED,
         )
 
+    @rule(campaign=campaigns, hours=st.integers(min_value=-6, max_value=48))
+    def member_requests_approval(self, campaign, hours):
+        status = self._status(campaign)
+        start = self.now + timedelta(hours=hours, minutes=30)
+        self._attempt(
+            campaign,
+            lambda: services.schedule_campaign(
+                campaign=campaign, actor=self.member, scheduled_at=start
+            ),
+            allowed=status == S.DRAFT and start > timezone.now(),
+            expected_status=S.PENDING_APPROVAL,
+        )
+        if self._status(campaign) == S.PENDING_APPROVAL:
+            assert not Delivery.objects.filter(campaign_id=campaign.pk).exists()
+
+    @rule(campaign=campaigns)
+    def approve(self, campaign):
+        status = self._status(campaign)
+        start = Campaign.all_objects.get(pk=campaign.pk).scheduled_at
+        self._attempt(
+            campaign,
+            lambda: services.approve_campaign(campaign=campaign, actor=self.actor),
+            allowed=status == S.PENDING_APPROVAL and start > timezone.now(),
+            expected_status=S.SCHEDULED,
+        )
+        if self._status(campaign) == S.SCHEDULED and status == S.PENDING_APPROVAL:
+            assert Campaign.all_objects.get(pk=campaign.pk).approved_by_id == self.actor.pk
+
+    @rule(campaign=campaigns, reason=titles)
+    def reject(self, campaign, reason):
+        status = self._status(campaign)
+        self._attempt(
+            campaign,
+            lambda: services.reject_campaign(campaign=campaign, actor=self.actor, reason=reason),
+            allowed=status == S.PENDING_APPROVAL,
+            expected_status=S.DRAFT,
+        )
+
     @rule(campaign=campaigns)
     def unschedule(self, campaign):
         status = self._status(campaign)
         self._attempt(
             campaign,
             lambda: services.unschedule_campaign(campaign=campaign, actor=self.actor),
-            allowed=status == S.SCHEDULED,
+            allowed=status in (S.SCHEDULED, S.PENDING_APPROVAL),
             expected_status=S.DRAFT,
         )
 
@@ -119,7 +159,7 @@ class CampaignLifecycle(RuleBasedStateMachine):
         self._attempt(
             campaign,
             lambda: services.cancel_campaign(campaign=campaign, actor=self.actor),
-            allowed=status in (S.DRAFT, S.SCHEDULED),
+            allowed=status in (S.DRAFT, S.SCHEDULED, S.PENDING_APPROVAL),
             expected_status=S.CANCELLED,
         )
 
@@ -182,9 +222,19 @@ class CampaignLifecycle(RuleBasedStateMachine):
             assert metadata["to"] in VALID_TRANSITIONS[metadata["from"]]
 
 
-def test_campaign_lifecycle_state_machine(connected, owner):
+def test_campaign_lifecycle_state_machine(connected, owner, make_user, add_member):
+    from apps.campaigns.models import SendPolicy
+    from apps.devices.services import register_one
+
+    register_one(workspace_id=connected.pk, payload={
+        "token": "lifecycle:APA91b" + "l" * 60, "time_zone": "UTC", "language": "en",
+        "platform": "ios", "topics": ["news"]})  # fmt: skip
+    SendPolicy.objects.create(workspace=connected, approval_threshold=0)
+    member = make_user(email="lifecycle-member@example.com")
+    add_member(connected, member, "member")
     CampaignLifecycle.workspace = connected
     CampaignLifecycle.actor = owner
+    CampaignLifecycle.member = member
     run_state_machine_as_test(
         CampaignLifecycle,
         settings=settings(

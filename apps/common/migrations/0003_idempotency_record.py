@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('common', '0001_initial'),
+        ('common', '0002_audit_actor_api_key'),
         ('workspaces', '0002_workspace_default_language_workspace_languages'),
     ]
 
