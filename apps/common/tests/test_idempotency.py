@@ -350,3 +350,28 @@ def test_other_methods_ignore_the_header(api, workspace):
         assert response.status_code == 200 and not replayed(response)
     assert Campaign.objects.get(pk=campaign_id).name == "B"
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_the_caller_is_the_user_else_the_credential(owner, ingest_key):
+    """A signed-in user is `user:<id>`; otherwise the credential DRF put in request.auth, as
+    `<kind>:<id>` — a model instance by its pk (API keys: request.user is then a principal,
+    not a User), the ingest key's principal by its key_id; nobody is None."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.analytics.services import principal_for_secret
+
+    def request(user, auth=None):
+        return SimpleNamespace(user=user, auth=auth)
+
+    principal = SimpleNamespace(is_authenticated=True)  # what an API key's request.user is
+    assert idempotency.caller_of(request(owner, "a-jwt")) == f"user:{owner.pk}"
+    assert idempotency.caller_of(request(principal, ingest_key.key)) == (
+        f"ingestkey:{ingest_key.key.pk}"
+    )
+    key_principal = principal_for_secret(ingest_key.secret)
+    assert idempotency.caller_of(request(AnonymousUser(), key_principal)) == (
+        f"keyprincipal:{key_principal.key_id}"
+    )
+    assert idempotency.caller_of(request(AnonymousUser())) is None
