@@ -341,3 +341,10 @@ def test_a_devices_write_key_registers_devices_from_a_server(
     assert elsewhere.status_code == 403 and error(elsewhere)["code"] == "WORKSPACE_ACCESS_DENIED"
     assert Device.objects.count() == 1
     assert writer.delete(f"/api/v1/devices/{DEVICE['token']}").status_code in (204, 202)
+
+
+def test_a_view_cannot_declare_an_unknown_scope():
+    from apps.workspaces.tenancy import WorkspaceScopedViewSet
+
+    with pytest.raises(TypeError, match="campaigns:admin"):
+        type("Typo", (WorkspaceScopedViewSet,), {"api_key_scopes": {"GET": "campaigns:admin"}})
