@@ -222,7 +222,9 @@ SPECTACULAR_SETTINGS = {
         "Multi-tenant push-notification backend. Authenticate with `Authorization: Bearer "
         "<access JWT>` (from /auth/register or /auth/token); workspace-scoped operations also "
         "need `X-Workspace-ID: <workspace id>` — both are security schemes, so Swagger UI's "
-        '"Authorize" sets them once for every request. Every error is '
+        '"Authorize" sets them once for every request. Servers may use a workspace\'s '
+        "`X-API-Key: <key>` instead (the ApiKey scheme, on the operations that accept keys; "
+        "the key names its workspace). Every error is "
         '`{"error": {"code", "message", "details"}}`.'
     ),
     "VERSION": "1.0.0",

@@ -166,7 +166,8 @@ def revoke_api_key(*, key: ApiKey, actor) -> ApiKey:
 # --- authentication ---------------------------------------------------------------------------
 def key_for_secret(secret: str, now: datetime | None = None) -> ApiKey:
     """The usable key this secret belongs to (its workspace loaded), else AuthenticationFailed
-    (401) saying why. One query; deliberately no cache (see the module docstring)."""
+    (401) saying why — DRF's own exception, as this runs inside DRF's authentication. One
+    query; deliberately no cache (see the module docstring)."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > MAX_SECRET_LENGTH:
         raise exceptions.AuthenticationFailed("Invalid API key.")  # not ours: no query
     digest = digest_of(secret)

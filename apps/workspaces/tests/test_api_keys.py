@@ -341,3 +341,40 @@ def test_a_devices_write_key_registers_devices_from_a_server(
     assert elsewhere.status_code == 403 and error(elsewhere)["code"] == "WORKSPACE_ACCESS_DENIED"
     assert Device.objects.count() == 1
     assert writer.delete(f"/api/v1/devices/{DEVICE['token']}").status_code in (204, 202)
+
+
+def test_a_view_cannot_declare_an_unknown_scope():
+    from apps.workspaces.tenancy import WorkspaceScopedViewSet
+
+    with pytest.raises(TypeError, match="campaigns:admin"):
+        type("Typo", (WorkspaceScopedViewSet,), {"api_key_scopes": {"GET": "campaigns:admin"}})
+
+
+def test_a_deleted_workspaces_keys_stop_working(workspace, make_api_key, key_client):
+    client = key_client(make_api_key(workspace, ["campaigns:read"]).secret)
+    assert client.get(CAMPAIGNS).status_code == 200
+    workspace.mark_deleted()
+    response = client.get(CAMPAIGNS)
+    assert response.status_code == 401 and error(response)["code"] == "AUTHENTICATION_FAILED"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_of_two_concurrent_rotations_one_wins(workspace, make_api_key, owner, key_client):
+    from apps.common.errors import Conflict
+    from apps.common.testing import race
+
+    issued = make_api_key(workspace, ["campaigns:read"])
+    # Two admins have read the key; both rotate it at the same moment.
+    first, second = ApiKey.objects.get(), ApiKey.objects.get()
+    outcomes = race(
+        lambda: keys.rotate_api_key(key=first, actor=owner),
+        lambda: keys.rotate_api_key(key=second, actor=owner),
+        expected=(Conflict,),
+    )
+    winners = [o for o in outcomes if isinstance(o, keys.IssuedApiKey)]
+    assert len(winners) == 1 and sum(isinstance(o, Conflict) for o in outcomes) == 1
+    # The winner's secret is the stored one; the original stays in its grace period.
+    assert key_client(winners[0].secret).get(CAMPAIGNS).status_code == 200
+    assert key_client(issued.secret).get(CAMPAIGNS).status_code == 200
+    assert AuditLog.objects.filter(action="api_key.rotated").count() == 1
