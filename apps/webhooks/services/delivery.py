@@ -87,7 +87,7 @@ def _lease_seconds() -> float:
 def _claim(endpoint_id, token: uuid.UUID) -> bool:
     now = timezone.now()
     return bool(
-        WebhookEndpoint.objects.filter(pk=endpoint_id, is_enabled=True)
+        WebhookEndpoint.objects.filter(pk=endpoint_id, is_enabled=True, workspace__is_deleted=False)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .update(
@@ -246,7 +246,7 @@ def sweep(*, now=None) -> int:
         endpoint_id=OuterRef("pk"), status=MessageStatus.PENDING, created_at__lte=grace
     )
     due = (
-        WebhookEndpoint.objects.filter(is_enabled=True)
+        WebhookEndpoint.objects.filter(is_enabled=True, workspace__is_deleted=False)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Exists(waiting))
