@@ -87,7 +87,9 @@ def _lease_seconds() -> float:
 def _claim(endpoint_id, token: uuid.UUID) -> bool:
     now = timezone.now()
     return bool(
-        WebhookEndpoint.objects.filter(pk=endpoint_id, is_enabled=True, workspace__is_deleted=False)
+        # No join in this filter: Django would make it `id IN (subquery)`, which PostgreSQL
+        # does not re-check against a row another claim just updated (both would win).
+        WebhookEndpoint.objects.filter(pk=endpoint_id, is_enabled=True)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .update(
@@ -246,7 +248,7 @@ def sweep(*, now=None) -> int:
         endpoint_id=OuterRef("pk"), status=MessageStatus.PENDING, created_at__lte=grace
     )
     due = (
-        WebhookEndpoint.objects.filter(is_enabled=True, workspace__is_deleted=False)
+        WebhookEndpoint.objects.filter(is_enabled=True)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Exists(waiting))
