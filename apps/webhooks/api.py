@@ -157,7 +157,7 @@ class WebhookEndpointViewSet(
         "times. Kept WEBHOOK_RETENTION_DAYS (30). Members and above.",
         responses=WebhookDeliverySerializer(many=True),
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], serializer_class=WebhookDeliverySerializer)
     def deliveries(self, request, webhook_endpoint_id=None):
         page = self.paginate_queryset(selectors.attempts_of(self.get_object()))
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)

@@ -87,6 +87,8 @@ def _lease_seconds() -> float:
 def _claim(endpoint_id, token: uuid.UUID) -> bool:
     now = timezone.now()
     return bool(
+        # No join in this filter: Django would make it `id IN (subquery)`, which PostgreSQL
+        # does not re-check against a row another claim just updated (both would win).
         WebhookEndpoint.objects.filter(pk=endpoint_id, is_enabled=True)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
