@@ -223,7 +223,10 @@ def _instant_slots(campaign, occurrence, zones, *, localized: bool, quiet) -> li
     at = occurrence.at
     if quiet is None:
         return [Slot("", at)]
-    if quiet.mode != QuietHoursMode.RECIPIENT or not zones:
+    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
+    if quiet.mode != QuietHoursMode.RECIPIENT or not zones or room < 1:
+        # Judged in the workspace's zone: also for a target that names FCM's 5 topics
+        # already, which leaves no room to split it by zone.
         ends = quiet.until(at)
         if ends is None:
             return [Slot("", at)]
@@ -233,7 +236,6 @@ def _instant_slots(campaign, occurrence, zones, *, localized: bool, quiet) -> li
     inside = [zone for zone in zones if quiet.until(at, zone) is not None]
     if not inside:
         return [Slot("", at)]
-    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
     quieted = _quieted({zone: at for zone in zones}, quiet)
     if len(inside) > room:
         return _grouped(campaign, quieted, localized)

@@ -1,5 +1,6 @@
 """When a campaign sends: its schedule validated and stored, and the moves between draft,
-scheduled and cancelled, with the plan of deliveries (apps.notifications.planning)."""
+pending_approval (send policies' approvals), scheduled and cancelled, with the plan of
+deliveries (apps.notifications.planning) and the workspace's frequency cap over it."""
 
 from __future__ import annotations
 
