@@ -346,6 +346,8 @@ FCM_IID_BASE_URL = env("FCM_IID_BASE_URL", "").rstrip("/")
 # the cache. FCM allows about 3,000 in any rolling second; the budget is counted in fixed
 # one-second windows, which can put twice this into one rolling second: half of FCM's.
 FCM_SUBSCRIPTIONS_PER_SECOND = env_int("FCM_SUBSCRIPTIONS_PER_SECOND", 1500)
+# A dry run asks FCM about each message of the next occurrence: at most this many.
+DRY_RUN_MAX_MESSAGES = env_int("DRY_RUN_MAX_MESSAGES", 1000)
 # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the first encrypts, all decrypt.
 # Empty in the embedded mode: a local key is derived from SECRET_KEY (and the log says so).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")

@@ -23,12 +23,14 @@ from apps.campaigns.serializers import (
     DeliveriesPreviewSerializer,
     DeliveriesQuerySerializer,
     DeliverySerializer,
+    DryRunSerializer,
     OccurrencesQuerySerializer,
     OccurrencesSerializer,
     RejectSerializer,
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
+from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
 from apps.workspaces.models import Role
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
@@ -403,6 +405,30 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         except recurrence.RuleInvalid as exc:  # stored before a rule tightened
             raise ValidationFailed.on(exc.field, exc.message) from None
         return Response(DeliveriesPreviewSerializer(body).data)
+
+    @extend_schema(
+        summary="Dry-run a campaign's next occurrence",
+        description="Build every message of the campaign's next occurrence — each delivery "
+        "(recipient zone, language, A/B variant) and each content it carries — exactly as the "
+        "engine would, and have FCM validate each one (`validate_only`: nothing reaches a "
+        "device). Nothing is recorded as sent. The next occurrence is the earliest with a "
+        "delivery still waiting, else the schedule's next run (deliveries as the planner "
+        "would make them now); a draft without a start time is checked as if sent now. "
+        "Per delivery: its target, run time, `ok` or the first `error`, and each message's "
+        "outcome. At most DRY_RUN_MAX_MESSAGES messages are checked. Members and above. "
+        "No Firebase project: 409 FIREBASE_NOT_CONNECTED; no content: 400; a completed, "
+        "cancelled or failed campaign: 409 CONFLICT.",
+        request=None,
+        responses=DryRunSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request, campaign_id=None):
+        campaign = self.get_object()
+        try:
+            body = dry_runs.dry_run(campaign, actor=request.user, now=timezone.now())
+        except recurrence.RuleInvalid as exc:  # stored before a rule tightened
+            raise ValidationFailed.on(exc.field, exc.message) from None
+        return Response(DryRunSerializer(body).data)
 
     @extend_schema(
         summary="List a campaign's deliveries",

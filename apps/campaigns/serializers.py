@@ -474,3 +474,43 @@ class RejectSerializer(serializers.Serializer):
         max_length=1000, required=False, allow_blank=True, default="",
         help_text="Why, for the campaign's author (kept on the campaign as `rejection_reason`).",
     )  # fmt: skip
+
+
+class DryRunErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="FCM's error code (INVALID_ARGUMENT, SENDER_ID_MISMATCH, ...), "
+        "INVALID_ARGUMENT when PushPilot's own checks refuse the message, NOT_CHECKED beyond "
+        "DRY_RUN_MAX_MESSAGES."
+    )
+    message = serializers.CharField()
+
+
+class DryRunMessageSerializer(serializers.Serializer):
+    content_id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    ok = serializers.BooleanField(help_text="FCM accepted the message (validate_only).")
+    error = DryRunErrorSerializer(allow_null=True)
+
+
+class DryRunDeliverySerializer(serializers.Serializer):
+    slice = serializers.CharField(
+        help_text="Which part of the occurrence: zones, language, variant."
+    )
+    target = TargetSerializer()
+    run_at = serializers.DateTimeField()
+    run_at_local = serializers.CharField()
+    zones = serializers.ListField(child=serializers.CharField())
+    language = serializers.CharField(allow_null=True)
+    variant = serializers.CharField(allow_null=True)
+    status = serializers.CharField(help_text="The stored delivery's status, or `unplanned`.")
+    ok = serializers.BooleanField(help_text="Every message of this delivery is valid.")
+    error = DryRunErrorSerializer(allow_null=True, help_text="The first message's error.")
+    messages = DryRunMessageSerializer(many=True)
+
+
+class DryRunSerializer(serializers.Serializer):
+    occurrence = serializers.DateTimeField(help_text="The occurrence checked (UTC).")
+    occurrence_local = serializers.CharField()
+    ok = serializers.BooleanField(help_text="Every message of every delivery is valid.")
+    messages = serializers.IntegerField(help_text="How many messages were built.")
+    deliveries = DryRunDeliverySerializer(many=True)

@@ -72,10 +72,6 @@ class PlannedDelivery:
     # Why it is planned as already skipped (quiet hours, the campaign skips such sends).
     skipped: str = ""
 
-    @property
-    def status(self) -> str:
-        return DeliveryStatus.SKIPPED if self.skipped else DeliveryStatus.PENDING
-
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""
         return Delivery(
@@ -89,7 +85,7 @@ class PlannedDelivery:
             due_at=self.run_at,
             language=self.language,
             variant=self.variant,
-            status=self.status,
+            status=DeliveryStatus.SKIPPED if self.skipped else DeliveryStatus.PENDING,
             last_error=self.skipped,
             finished_at=self.run_at if self.skipped else None,
         )
