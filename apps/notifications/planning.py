@@ -72,10 +72,6 @@ class PlannedDelivery:
     # Why it is planned as already skipped (quiet hours, the campaign skips such sends).
     skipped: str = ""
 
-    @property
-    def status(self) -> str:
-        return DeliveryStatus.SKIPPED if self.skipped else DeliveryStatus.PENDING
-
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""
         return Delivery(
@@ -89,7 +85,7 @@ class PlannedDelivery:
             due_at=self.run_at,
             language=self.language,
             variant=self.variant,
-            status=self.status,
+            status=DeliveryStatus.SKIPPED if self.skipped else DeliveryStatus.PENDING,
             last_error=self.skipped,
             finished_at=self.run_at if self.skipped else None,
         )
@@ -223,7 +219,10 @@ def _instant_slots(campaign, occurrence, zones, *, localized: bool, quiet) -> li
     at = occurrence.at
     if quiet is None:
         return [Slot("", at)]
-    if quiet.mode != QuietHoursMode.RECIPIENT or not zones:
+    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
+    if quiet.mode != QuietHoursMode.RECIPIENT or not zones or room < 1:
+        # Judged in the workspace's zone: also for a target that names FCM's 5 topics
+        # already, which leaves no room to split it by zone.
         ends = quiet.until(at)
         if ends is None:
             return [Slot("", at)]
@@ -233,7 +232,6 @@ def _instant_slots(campaign, occurrence, zones, *, localized: bool, quiet) -> li
     inside = [zone for zone in zones if quiet.until(at, zone) is not None]
     if not inside:
         return [Slot("", at)]
-    room = campaign_messages.zone_room(campaign.topic, campaign.condition, localized=localized)
     quieted = _quieted({zone: at for zone in zones}, quiet)
     if len(inside) > room:
         return _grouped(campaign, quieted, localized)

@@ -129,14 +129,22 @@ class RateRoom:
         self.room: dict[str, int] = {}
         if not caps:
             return
-        SendRateWindow.objects.bulk_create(
-            [SendRateWindow(workspace_id=w) for w in sorted(caps)], ignore_conflicts=True
-        )
-        rows = SendRateWindow.objects.filter(workspace_id__in=list(caps)).order_by("workspace_id")
-        if connection.features.has_select_for_update_skip_locked:
-            rows = rows.select_for_update(skip_locked=True)
-        else:
-            rows = rows.select_for_update()
+        rows = self._locked(list(caps))
+        missing = set(caps) - {str(row.workspace_id) for row in rows}
+        if missing:
+            # Locked by another dispatcher, or new. Only new ones are inserted: an insert that
+            # meets a row another claim is writing would wait for it, where SKIP LOCKED moves on.
+            new = missing - {
+                str(pk)
+                for pk in SendRateWindow.objects.filter(workspace_id__in=missing).values_list(
+                    "workspace_id", flat=True
+                )
+            }
+            if new:
+                SendRateWindow.objects.bulk_create(
+                    [SendRateWindow(workspace_id=w) for w in sorted(new)], ignore_conflicts=True
+                )
+                rows += self._locked(sorted(new))
         for row in rows:
             workspace = str(row.workspace_id)
             row.claims = [[s, n] for s, n in row.claims if s > self.second - RATE_WINDOW_SECONDS]
@@ -144,6 +152,13 @@ class RateRoom:
             self.room[workspace] = max(0, caps[workspace] - sum(n for _, n in row.claims))
         for workspace in caps:  # another dispatcher holds its row: it claims for it now
             self.room.setdefault(workspace, 0)
+
+    @staticmethod
+    def _locked(workspaces: list) -> list[SendRateWindow]:
+        rows = SendRateWindow.objects.filter(workspace_id__in=workspaces).order_by("workspace_id")
+        if connection.features.has_select_for_update_skip_locked:
+            return list(rows.select_for_update(skip_locked=True))
+        return list(rows.select_for_update())
 
     def limit(self, due: dict) -> dict:
         """`due` (workspace -> count) with each capped workspace's count cut to its room."""

@@ -114,6 +114,7 @@ def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime
     schedule = campaign_selectors.schedule_of(campaign)
     if schedule is not None and campaign.status in (
         CampaignStatus.DRAFT,
+        CampaignStatus.PENDING_APPROVAL,  # what the approver is asked to let go out
         *planning.ACTIVE_CAMPAIGN_STATUSES,
     ):
         zones, languages = planning.split_for(campaign)

@@ -1,5 +1,6 @@
 """When a campaign sends: its schedule validated and stored, and the moves between draft,
-scheduled and cancelled, with the plan of deliveries (apps.notifications.planning)."""
+pending_approval (send policies' approvals), scheduled and cancelled, with the plan of
+deliveries (apps.notifications.planning) and the workspace's frequency cap over it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.campaigns import recurrence, selectors
+from apps.campaigns import policies, recurrence, selectors
 from apps.campaigns.errors import InvalidTransition
 from apps.campaigns.models import DELIVERY_OPTION_FIELDS as OPTION_FIELDS
-from apps.campaigns.models import Campaign, CampaignStatus
+from apps.campaigns.models import Campaign, CampaignStatus, QuietHoursMode
 from apps.campaigns.selectors import lock_campaign
 from apps.campaigns.services import policies as policy_services
 from apps.campaigns.services.messages import (
@@ -186,9 +187,13 @@ def _checked_schedule(
     if not contents:
         raise ValidationFailed.on("contents", "Add at least one content before scheduling.")
     options = {name: getattr(campaign, name) for name in OPTION_FIELDS}
+    quiet = policies.quiet_rule(campaign, selectors.send_policy_of(campaign))
     validate_contents(
         contents, topic=campaign.topic, condition=campaign.condition, options=options,
-        recipient_time_zone=campaign.recipient_time_zone,
+        # Quiet hours in each recipient's zone narrow deliveries by zone too: sizes are
+        # checked with the longest condition they can make.
+        recipient_time_zone=campaign.recipient_time_zone
+        or (quiet is not None and quiet.mode == QuietHoursMode.RECIPIENT),
         languages=campaign.workspace.languages,
         default_language=campaign.workspace.default_language,
     )  # fmt: skip

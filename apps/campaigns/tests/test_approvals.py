@@ -111,6 +111,13 @@ def test_a_members_schedule_over_the_threshold_waits_for_an_admin(
     assert data["scheduled_at"] == iso(later)  # the requested schedule, kept
     assert data["approval_requested_by"] is not None and data["approved_by"] is None
     assert not Delivery.objects.filter(campaign=big_campaign).exists()  # nothing planned yet
+    preview = member_api.get(
+        f"{URL}/{big_campaign.pk}/deliveries",
+        {"from": iso(tomorrow), "to": iso(tomorrow + timedelta(days=1))},
+    )
+    assert [(r["run_at"], r["status"]) for r in preview.json()["deliveries"]] == [
+        (iso(later), "unplanned")
+    ]  # fmt: skip
     requested = AuditLog.objects.get(action="campaign.approval_requested")
     assert requested.metadata["audience"] == 3 and requested.metadata["threshold"] == 2
 

@@ -201,3 +201,15 @@ def test_recipient_zone_campaigns_are_judged_in_each_zone(api, connected_workspa
     runs = {d.slice: d.run_at for d in Delivery.objects.filter(campaign=campaign)}
     assert runs == {"tz:Europe/Paris": utc(2035, 3, 11, 7), f"tz:{NEW_YORK}": utc(2035, 3, 11, 12)}
     assert before == {(t, r, "unplanned") for t, r, _ in without_slices(planned(campaign))}
+
+
+def test_a_target_of_five_topics_is_judged_in_the_workspaces_zone(connected_workspace, owner):
+    quiet(connected_workspace, mode="recipient")
+    devices_in(connected_workspace, ["Asia/Tokyo", "Europe/London"])
+    five = " || ".join(f"'t{i}' in topics" for i in range(5))
+    campaign = campaigns.create_campaign(
+        workspace=connected_workspace, actor=owner, name="Wide", condition=five,
+        contents=[{"title": "Hi"}], scheduled_at=utc(2035, 6, 2, 2), timezone_name="UTC",
+    )  # fmt: skip
+    campaigns.schedule_campaign(campaign=campaign, actor=owner)  # 22:00 in New York
+    assert planned(campaign) == {("", five, utc(2035, 6, 2, 12), "pending")}  # 08:00 EDT

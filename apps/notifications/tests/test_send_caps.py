@@ -15,7 +15,7 @@ from apps.common.testing import race
 from apps.devices.services import register_one
 from apps.integrations.firebase.testing import make_firebase_config
 from apps.notifications import services
-from apps.notifications.models import Delivery, TopicSendLog
+from apps.notifications.models import Delivery, SendRateWindow, TopicSendLog
 from apps.notifications.testing import make_due_campaigns
 
 URL = "/api/v1/campaigns"
@@ -207,3 +207,50 @@ def test_a_capped_workspace_goes_out_at_its_rate_without_starving_another(
         assert len(within) <= 10, (start, len(within))
     assert claims[-1] >= t0 + timedelta(seconds=180)  # 35 at 10 a minute: the fourth minute
     assert len(fake_fcm.messages()) == 50
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_claiming_at_once_spend_one_minute_once(connected_workspace, fake_fcm):
+    """The first dispatcher's claim is still uncommitted when the second claims: the second
+    must not spend the same room (it skips the locked window, so claims none of A)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from apps.notifications.dispatcher import DueCounts, claim_due
+
+    t0 = timezone.now().replace(microsecond=0)
+    SendPolicy.objects.create(workspace=connected_workspace, rate_limit_per_minute=10)
+    make_due_campaigns(connected_workspace, 30, at=t0)
+    # Its window exists (the workspace sent before): the row lock keeps the two apart.
+    SendRateWindow.objects.create(workspace=connected_workspace, claims=[])
+    claimed_first, second_done = threading.Event(), threading.Event()
+
+    def first():
+        try:
+            with transaction.atomic():
+                claim_due(now=t0, counts=DueCounts())
+                claimed_first.set()
+                second_done.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            claimed_first.wait(timeout=30)
+            claim_due(now=t0, counts=DueCounts())
+        finally:
+            second_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert Delivery.objects.exclude(status="pending").count() == 10
+    assert len(fake_fcm.messages()) == 10
+    # A minute later there is room again, for 10 more.
+    claim_due(now=t0 + timedelta(seconds=60), counts=DueCounts())
+    assert Delivery.objects.exclude(status="pending").count() == 20
