@@ -130,6 +130,9 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         "POST": "campaigns:write",
         "PATCH": "campaigns:write",
         "DELETE": "campaigns:write",
+        # An approval is an admin's decision (README "Send policies"), never a key's.
+        "approve": None,
+        "reject": None,
     }
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer

@@ -2,7 +2,8 @@
 
 A view declares `api_key_scopes`, a dict from an HTTP method ("GET", "POST", ...) or a
 viewset action name ("save_template") to a scope; an action's entry wins over its method's.
-HEAD and OPTIONS need what GET needs. A method with no entry refuses API keys (403).
+HEAD and OPTIONS need what GET needs. A method with no entry refuses API keys (403), and so
+does an action declared None (its method's scope does not open it).
 Read as an attribute, so the ground floor imports no app (apps/workspaces owns the keys)."""
 
 READ_ALIASES = {"HEAD": "GET", "OPTIONS": "GET"}

@@ -59,6 +59,7 @@ class WebhookEndpointViewSet(
     read_role = Role.MEMBER
     write_role = Role.ADMIN
     lookup_url_kwarg = "webhook_endpoint_id"
+    idempotency_redacted_fields = ("secret",)  # shown once; a replay confirms, without it
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def refine_queryset(self, queryset):

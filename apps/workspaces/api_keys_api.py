@@ -36,6 +36,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceS
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     lookup_url_kwarg = "api_key_id"
+    idempotency_redacted_fields = ("secret",)  # shown once; a replay confirms, without it
 
     def refine_queryset(self, queryset):
         return queryset.order_by("-created_at")

@@ -43,12 +43,13 @@ class WorkspaceScopedMixin:
     # The field that ties a row of `queryset` to its workspace.
     workspace_field = "workspace"
     # The scope an API key needs, per HTTP method or action (apps/common/scopes.py); a
-    # method without an entry refuses keys. Admin-only views should not declare any.
-    api_key_scopes: dict[str, str] = {}
+    # method without an entry refuses keys, and so does an action declared None (its
+    # method's scope does not open it). Admin-only views should not declare any.
+    api_key_scopes: dict[str, str | None] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        unknown = set(cls.api_key_scopes.values()) - set(ApiKeyScope.values)
+        unknown = set(cls.api_key_scopes.values()) - {*ApiKeyScope.values, None}
         if unknown:
             raise TypeError(f"{cls.__name__} declares unknown API key scopes: {sorted(unknown)}")
         for name in SEALED:

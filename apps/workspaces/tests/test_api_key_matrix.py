@@ -49,6 +49,16 @@ REFUSES_API_KEYS = {
     "api-key-list": "secrets: a key cannot mint keys",
     "api-key-detail": "secrets: a key cannot read or revoke keys",
     "api-key-rotate": "secrets: a key cannot rotate keys",
+    "campaign-approve": "an approval is an admin's decision",
+    "campaign-reject": "an approval is an admin's decision",
+    "send-policy": "the workspace's send policies are its admins' settings",
+    "webhook-endpoint-list": "webhook endpoints carry signing secrets (admins)",
+    "webhook-endpoint-detail": "webhook endpoints carry signing secrets (admins)",
+    "webhook-endpoint-deliveries": "part of managing webhook endpoints (admins)",
+    "webhook-endpoint-enable": "part of managing webhook endpoints (admins)",
+    "webhook-endpoint-rotate-secret": "secrets: webhook signing secrets",
+    "webhook-endpoint-test": "part of managing webhook endpoints (admins)",
+    "webhook-redeliver": "part of managing webhook endpoints (admins)",
 }
 # Routes open to keys although their role for people is above `member`: the scope is the
 # decision to let a key in, so each one is listed here with its reason.
