@@ -28,6 +28,7 @@ from django.utils import timezone
 from apps.webhooks.models import WebhookEndpoint, WebhookMessage
 
 EVENT_TYPES = (
+    "campaign.approval_requested",
     "campaign.scheduled",
     "campaign.cancelled",
     "campaign.completed",
@@ -129,6 +130,7 @@ def _enqueue(endpoint_ids: list[str]) -> None:
 
 # --- what other apps call, one call per change ---------------------------------------------------
 CAMPAIGN_EVENTS = {
+    "pending_approval": "campaign.approval_requested",
     "scheduled": "campaign.scheduled",
     "cancelled": "campaign.cancelled",
     "completed": "campaign.completed",
@@ -138,10 +140,12 @@ CAMPAIGN_EVENTS = {
 
 def campaign_changed(campaigns: Iterable, *, previous: str, status: str, reason: str = "") -> int:
     """Campaigns moved from `previous` to `status` (apps.campaigns.state_machine). Only a
-    draft being scheduled is `campaign.scheduled` (a recurring campaign returning to
-    scheduled between occurrences is not)."""
+    draft being scheduled, or an approved one, is `campaign.scheduled` (a recurring campaign
+    returning to scheduled between occurrences is not)."""
     event_type = CAMPAIGN_EVENTS.get(status)
-    if event_type is None or (status == "scheduled" and previous != "draft"):
+    if event_type is None or (
+        status == "scheduled" and previous not in ("draft", "pending_approval")
+    ):
         return 0
 
     def data_of(campaign):

@@ -53,6 +53,30 @@ def test_schedule_and_cancel_emit_campaign_events(hooked, owner):
     assert scheduled["timestamp"].endswith("Z")
 
 
+def test_an_approval_request_and_the_approval_emit_events(hooked, owner, make_user, add_member):
+    from apps.campaigns.models import SendPolicy
+    from apps.devices.services import register_one
+
+    register_one(workspace_id=hooked.pk, payload={
+        "token": "0001-device:APA91b" + "d" * 60, "time_zone": "UTC", "language": "en",
+        "platform": "android", "topics": ["news"]})  # fmt: skip
+    SendPolicy.objects.create(workspace=hooked, approval_threshold=0)
+    member = make_user(email="member@example.com")
+    add_member(hooked, member, "member")
+    campaign = campaigns.create_campaign(
+        workspace=hooked, actor=member, name="Launch", topic="news",
+        contents=[{"title": "Hi", "subtitle": "there"}],
+    )  # fmt: skip
+    at = timezone.now() + timedelta(hours=1)
+    campaigns.schedule_campaign(campaign=campaign, actor=member, scheduled_at=at)
+    campaigns.approve_campaign(campaign=Campaign.objects.get(pk=campaign.pk), actor=owner)
+    requested, scheduled = events()
+    assert requested["type"] == "campaign.approval_requested"
+    assert requested["data"]["status"] == "pending_approval"
+    assert scheduled["type"] == "campaign.scheduled"
+    assert scheduled["data"]["previous_status"] == "pending_approval"
+
+
 def test_a_rolled_back_schedule_emits_nothing(hooked, owner):
     campaign = campaigns.create_campaign(
         workspace=hooked, actor=owner, name="Launch", topic="news",
