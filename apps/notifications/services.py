@@ -48,6 +48,7 @@ from apps.campaigns.models import Campaign, CampaignContent
 from apps.common import audit, bulk
 from apps.common.logging import get_logger
 from apps.integrations.firebase import client as fcm
+from apps.integrations.firebase import services as firebase
 from apps.integrations.firebase.selectors import service_accounts_for
 from apps.integrations.firebase.validation import MessageInvalid
 from apps.notifications import policies
@@ -471,6 +472,13 @@ def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
     webhooks.delivery_finished(
         (s.delivery, s.status, s.tally, s.error) for s in settled if s.delivery.pk in ours
     )
+    if refused := {
+        s.delivery.workspace_id: (o.code, o.message)
+        for s in settled
+        for o in s.outcomes.values()
+        if o.code in firebase.CONNECTION_ERRORS
+    }:
+        firebase.sends_refused(refused)  # the connection is marked broken, once
     campaigns.settle({run.delivery.campaign_id for run in batch.runs}, now=now)
     summary: dict[str, int] = defaultdict(int)
     for s in settled:

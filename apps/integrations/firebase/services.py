@@ -90,6 +90,38 @@ def _record_outcome(config: FirebaseConfig, *, error: FcmError | None) -> Fireba
     return config
 
 
+# FCM refusals that say the connection is broken (the account, its permissions, the
+# project's APNs or web push credentials), not the message: the engine reports them here.
+CONNECTION_ERRORS = frozenset(
+    {"AUTH_FAILED", "UNAUTHENTICATED", "PERMISSION_DENIED", "SENDER_ID_MISMATCH",
+     "THIRD_PARTY_AUTH_ERROR"}
+)  # fmt: skip
+
+
+def sends_refused(errors: dict) -> int:
+    """Sends the engine had refused for a connection error ({workspace id: (code, message)}):
+    each connection not already marked `error` becomes so — once, by a conditional update —
+    with its firebase.connection_failed event, in the caller's transaction. Returns how many
+    connections changed."""
+    changed = 0
+    for workspace_id, (code, message) in errors.items():
+        marked = (
+            FirebaseConfig.objects.filter(workspace_id=workspace_id)
+            .exclude(status=ConnectionStatus.ERROR)
+            .update(
+                status=ConnectionStatus.ERROR,
+                last_error=f"{code}: {message}"[:1000],
+                updated_at=timezone.now(),
+            )
+        )
+        if marked:
+            config = FirebaseConfig.objects.get(workspace_id=workspace_id)
+            webhooks.firebase_connection_failed(config, code=code, message=message)
+            logger.warning("firebase_sends_refused", project_id=config.project_id, error=code)
+            changed += 1
+    return changed
+
+
 @transaction.atomic
 def delete_config(*, workspace, actor) -> None:
     config = get_config(workspace)

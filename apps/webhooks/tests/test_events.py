@@ -153,6 +153,29 @@ def test_a_failing_firebase_connection_emits_an_event(api, fake_fcm, hooked):
     assert "private_key" not in json.dumps(event)
 
 
+def test_sends_refused_for_the_connection_mark_it_broken_once(
+    hooked, fake_fcm, django_capture_on_commit_callbacks
+):
+    from apps.integrations.firebase.models import FirebaseConfig
+
+    make_due_campaigns(hooked, 3, at=timezone.now() - timedelta(seconds=1))
+    fake_fcm.inject(*[{"kind": "sender_id_mismatch"}] * 3)  # every send: the wrong sender
+    with django_capture_on_commit_callbacks(execute=True):
+        claim_due()
+    config = FirebaseConfig.objects.get(workspace=hooked)
+    assert config.status == "error" and config.last_error.startswith("SENDER_ID_MISMATCH")
+    (event,) = events("firebase.connection_failed")  # one event, not one per delivery
+    assert event["data"]["error"]["code"] == "SENDER_ID_MISMATCH"
+    assert event["data"]["status"] == "error"
+    assert len(events("delivery.failed")) == 3
+
+    make_due_campaigns(hooked, 1, at=timezone.now() - timedelta(seconds=1))
+    fake_fcm.inject({"kind": "sender_id_mismatch"})
+    with django_capture_on_commit_callbacks(execute=True):
+        claim_due()
+    assert len(events("firebase.connection_failed")) == 1  # already marked: no new event
+
+
 def test_an_experiment_decision_emits_an_event_once(hooked, owner):
     experiment = {"metric": "opened", "window_seconds": 1800, "buckets_per_variant": 2,
                   "fallback": 1, "min_sample": 20}  # fmt: skip
