@@ -25,8 +25,9 @@ class IngestKeySerializer(serializers.ModelSerializer):
 
 class IngestKeyWithSecretSerializer(IngestKeySerializer):
     secret = serializers.CharField(
+        allow_null=True,
         help_text="The key to put in the app (header X-PushPilot-Key). Shown only now: "
-        "PushPilot stores its hash, not the key."
+        "PushPilot stores its hash, not the key. Null in an idempotent replay (README, Idempotency keys): a secret is never stored.",
     )
 
     class Meta(IngestKeySerializer.Meta):

@@ -25,8 +25,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
     secret = serializers.CharField(
+        allow_null=True,
         help_text="The signing secret (whsec_…), shown only now: verify webhook-signature "
-        "with it (any Standard Webhooks library does)."
+        "with it (any Standard Webhooks library does). Null in an idempotent replay (README, Idempotency keys): a secret is never stored.",
     )
 
     class Meta(WebhookEndpointSerializer.Meta):

@@ -12,12 +12,14 @@ class AuditLogSerializer(serializers.ModelSerializer):
         help_text="`user` (a person, `actor`), `api_key` (a request made with an API key, "
         "`actor_api_key`) or `system` (the engine, tasks)."
     )
-    actor_email = serializers.EmailField(source="actor.email", read_only=True, default=None)
+    actor_email = serializers.EmailField(
+        source="actor.email", read_only=True, default=None, allow_null=True
+    )
     actor_api_key_name = serializers.CharField(
-        source="actor_api_key.name", read_only=True, default=None
+        source="actor_api_key.name", read_only=True, default=None, allow_null=True
     )
     actor_api_key_prefix = serializers.CharField(
-        source="actor_api_key.prefix", read_only=True, default=None
+        source="actor_api_key.prefix", read_only=True, default=None, allow_null=True
     )
 
     class Meta:

@@ -78,7 +78,9 @@ class InvitationSerializer(serializers.ModelSerializer):
 class InvitationCreatedSerializer(InvitationSerializer):
     token = serializers.CharField(
         read_only=True,
-        help_text="Shown once. The invitee accepts with POST /invitations/{token}/accept.",
+        allow_null=True,
+        help_text="Shown once. The invitee accepts with POST /invitations/{token}/accept."
+        " Null in an idempotent replay (README, Idempotency keys): a secret is never stored.",
     )
 
     class Meta(InvitationSerializer.Meta):
@@ -120,8 +122,9 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):
     secret = serializers.CharField(
+        allow_null=True,
         help_text="The key to send in the X-API-Key header. Shown only now: PushPilot stores "
-        "its hash, not the key."
+        "its hash, not the key. Null in an idempotent replay (README, Idempotency keys): a secret is never stored.",
     )
 
     class Meta(ApiKeySerializer.Meta):
