@@ -262,6 +262,25 @@ def test_secrets_shown_once_are_never_recorded(api, workspace):
     assert invited.status_code == 201 and invited.json()["token"]
     assert api.post(url, {"email": "grace@example.com"}, **{KEY: "invite"}).json()["token"] is None
 
+    for url, body in (
+        ("/api/v1/api-keys", {"name": "CI", "scopes": ["campaigns:read"]}),
+        (
+            "/api/v1/webhooks/endpoints",
+            {"url": "https://hooks.example.com/in", "event_types": ["*"]},
+        ),
+    ):
+        first = api.post(url, body, **{KEY: url})
+        assert first.status_code == 201 and first.json()["secret"], first.content
+        again = api.post(url, body, **{KEY: url})
+        assert replayed(again) and again.json() == {**first.json(), "secret": None}
+        rotate = f"{url}/{first.json()['id']}/" + (
+            "rotate" if "api-keys" in url else "rotate-secret"
+        )
+        rotated = api.post(rotate, {}, **{KEY: rotate})
+        assert rotated.status_code == 200 and rotated.json()["secret"], rotated.content
+        assert api.post(rotate, {}, **{KEY: rotate}).json()["secret"] is None
+    assert not any(b"whsec_" in bytes(r.body) for r in IdempotencyRecord.objects.all())
+
 
 def test_credential_exchanges_record_nothing_and_execute_each_time(client, owner):
     credentials = {"email": owner.email, "password": "Sturdy-Passw0rd!"}
