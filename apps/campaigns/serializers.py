@@ -16,7 +16,12 @@ from apps.campaigns.models import (
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
 from apps.common.languages import normalize_language
-from apps.common.serializers import OptionalURLField, TimeZoneField, prohibit_null_keys
+from apps.common.serializers import (
+    LocalTimeField,
+    OptionalURLField,
+    TimeZoneField,
+    prohibit_null_keys,
+)
 from apps.devices import selectors as devices
 from apps.notifications.models import Delivery
 
@@ -474,12 +479,12 @@ class SendPolicySerializer(serializers.Serializer):
     """The workspace's send policies (README "Send policies"). PUT replaces them all: a
     field left out is cleared (no policy of that kind)."""
 
-    quiet_hours_start = serializers.TimeField(
+    quiet_hours_start = LocalTimeField(
         required=False, allow_null=True,
         help_text="Local time the quiet hours start (HH:MM[:SS]), with `quiet_hours_end`; a window "
         "that ends before it starts wraps midnight (21:00-08:00).",
     )  # fmt: skip
-    quiet_hours_end = serializers.TimeField(
+    quiet_hours_end = LocalTimeField(
         required=False, allow_null=True,
         help_text="Local time the quiet hours end (HH:MM[:SS]): deferred deliveries go then.",
     )  # fmt: skip

@@ -1,3 +1,6 @@
+import re
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.common.languages import MAX_TAG_LENGTH, normalize_language
@@ -25,6 +28,23 @@ class TimeZoneField(serializers.CharField):
         if not is_known_timezone(value):
             self.fail("unknown", value=value)
         return value
+
+
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+# Not OpenAPI's `format: time`: RFC 3339 times carry an offset, and these are wall-clock times
+# of any zone.
+@extend_schema_field({"type": "string", "pattern": LOCAL_TIME_PATTERN, "example": "21:00"})
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time of day without a zone: `HH:MM` or `HH:MM:SS`, 24-hour."""
+
+    default_error_messages = {"invalid": "Use HH:MM or HH:MM:SS (24-hour, without a zone)."}
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not re.match(LOCAL_TIME_PATTERN, value):
+            self.fail("invalid")
+        return super().to_internal_value(value)
 
 
 class LanguageTagField(serializers.CharField):

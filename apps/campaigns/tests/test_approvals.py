@@ -80,6 +80,9 @@ def test_admins_set_the_policy_members_read_it_and_it_is_audited(api, member_api
             "frequency_cap_max_sends",
         ),
         ({"quiet_hours_start": "25:00", "quiet_hours_end": "08:00"}, "quiet_hours_start"),
+        ({"quiet_hours_start": "21:00+01:00", "quiet_hours_end": "08:00"}, "quiet_hours_start"),
+        ({"quiet_hours_start": "21:00", "quiet_hours_end": "08:00:00.5"}, "quiet_hours_end"),
+        ({"quiet_hours_start": 2100, "quiet_hours_end": "08:00"}, "quiet_hours_start"),
         ({"quiet_hours_mode": "moon"}, "quiet_hours_mode"),
     ],
 )
