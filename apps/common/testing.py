@@ -1,6 +1,7 @@
 """Helpers for tests across apps."""
 
 import threading
+import time
 
 from django.db import connection
 
@@ -26,3 +27,13 @@ def race(*operations, expected: tuple[type[BaseException], ...] = (Exception,), 
     for thread in threads:
         thread.join(timeout=timeout)
     return outcomes
+
+
+def wait_until(check, timeout: float = 60.0, what: str = "condition", every: float = 0.1):
+    """Poll `check()` every `every` seconds until it is true; fail after `timeout` seconds
+    (for tests that watch real processes)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)

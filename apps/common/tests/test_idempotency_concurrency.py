@@ -6,7 +6,6 @@ the request is inside its transaction, holding its key, exactly as a slow one wo
 import socket
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,7 +17,7 @@ from apps.accounts.services import issue_tokens
 from apps.analytics.models import AnalyticsEvent, EventRollup
 from apps.analytics.tests.factories import event
 from apps.campaigns.models import Campaign
-from apps.common import idempotency
+from apps.common import idempotency, testing
 from apps.common.models import IdempotencyRecord
 from apps.common.testing import race
 
@@ -42,11 +41,7 @@ def code_of(response) -> str | None:
 
 
 def wait_until(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return testing.wait_until(check, timeout=timeout, what=what, every=0.05)
 
 
 def backends_waiting_on_a_lock(table: str) -> list[int]:

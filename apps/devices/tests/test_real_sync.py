@@ -3,10 +3,10 @@ what the registry queued, and one killed (-9) in the middle of a sync, whose dev
 worker takes over once the claim expires — nothing lost, nothing stale."""
 
 import random
-import time
 
 import pytest
 
+from apps.common import testing
 from apps.devices.models import Device, DeviceStatus
 from apps.devices.services import registry
 
@@ -27,12 +27,7 @@ def worker_env(fake_fcm):
 
 
 def wait_until(check, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return testing.wait_until(check, timeout=timeout, what=what, every=0.2)
 
 
 def register(workspace, n: int, seed: int) -> None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.campaigns import services as campaigns
 from apps.campaigns.models import Campaign
 from apps.common.models import AuditLog
+from apps.common.testing import wait_until
 from apps.notifications.models import Delivery, DeliveryStatus, Notification, Occurrence
 from apps.notifications.testing import make_due_campaigns
 
@@ -36,15 +37,6 @@ def worker_env(fake_fcm):
         "JOB_QUEUE_TIMEOUT_SECONDS": "3",
         "DISPATCH_REAP_INTERVAL": "0.5",
     }
-
-
-def wait_until(check, timeout=60.0, what="condition", every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def collapse_counts(fake_fcm) -> Counter:

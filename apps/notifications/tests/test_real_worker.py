@@ -3,7 +3,6 @@ through the fake FCM over HTTP, and four dispatchers racing over 1,000 due deliv
 The crash tests are in test_crashes.py."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
+from apps.common.testing import wait_until
 from apps.notifications.dispatcher import claim_due
 from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.testing import make_due_campaigns
@@ -21,15 +21,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 @pytest.fixture
 def worker_env(fake_fcm):
     return {"FCM_BASE_URL": fake_fcm.base_url}
-
-
-def wait_until(check, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_real_worker_sends_a_batch_through_the_fake_fcm(

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import transaction
 
+from apps.common.testing import wait_until
 from apps.webhooks import services
 from apps.webhooks.models import WebhookAttempt, WebhookMessage
 from apps.webhooks.tests.conftest import verified
@@ -25,15 +26,6 @@ def worker_env():
         "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
         "WEBHOOK_REQUIRE_HTTPS": "false",
     }
-
-
-def wait_until(check, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def emit_three(workspace):
