@@ -381,6 +381,10 @@ DISPATCH_LOOKAHEAD_SECONDS = float(env("DISPATCH_LOOKAHEAD", "0.5"))
 DISPATCH_CLAIM_SIZE = env_int("DISPATCH_CLAIM_SIZE", 500)
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100)
 DISPATCH_MAX_QUEUED = env_int("DISPATCH_MAX_QUEUED", 500)
+# The engine audits a batch as one row per workspace listing what it did (README "Logs and
+# audit"); at most this many entries per row, the rest only counted. The default holds a
+# whole default batch (each delivery's outcome and its campaign's transitions).
+AUDIT_BATCH_MAX_ENTRIES = env_int("AUDIT_BATCH_MAX_ENTRIES", 500)
 # A worker holds a batch for this long and renews it while sending; a delivery whose lease
 # ran out (worker killed or stopped) goes back to pending.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)

@@ -20,8 +20,9 @@ one broker message (token, ids). `run_batch` then:
    (every write is conditional on the claim token, so a retry or a superseded worker can
    only repeat what is still true): the notifications' outcomes and their hourly rollups,
    the deliveries' outcomes (completed, failed, or back to pending for a retry), their audit
-   rows, and the campaigns' statuses (apps.campaigns.services.settle) — a fixed number of
-   statements per batch, whatever its size.
+   (one summary row per workspace: apps.common.audit.engine_batch), and the campaigns'
+   statuses (apps.campaigns.services.settle) — a fixed number of statements per batch,
+   whatever its size.
 
 Retries: only FCM outcomes that can succeed later (UNAVAILABLE, INTERNAL, QUOTA_EXCEEDED,
 timeouts, connection errors), after the delay FCM or the backoff asks for: the delivery goes
@@ -127,7 +128,8 @@ def run_batch(token: str, delivery_ids: list[str]) -> dict[str, int]:
 # --- 1. start ---------------------------------------------------------------------------------
 def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
     queued = Delivery.objects.filter(pk__in=ids, claim_token=token, status=DeliveryStatus.QUEUED)
-    with transaction.atomic():
+    # Audited as one row per workspace: campaigns started, deliveries finished unsent.
+    with transaction.atomic(), audit.engine_batch("engine.batch_started", token=token):
         locked = campaigns.lock_for_sending(queued.values("campaign_id"))
         if not locked:
             return None
@@ -438,6 +440,12 @@ def _record_with_retries(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> di
 
 @transaction.atomic
 def _record(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
+    # Audited as one row per workspace: the deliveries' outcomes, the campaigns settled.
+    with audit.engine_batch("engine.batch_settled", token=batch.token):
+        return _record_outcomes(batch, outcomes)
+
+
+def _record_outcomes(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[str, int]:
     now = timezone.now()
     settled = [_settle(run, outcomes, batch.before[run.delivery.pk], now) for run in batch.runs]
     _write_outcomes(
