@@ -103,6 +103,25 @@ def record_many(entries: Iterable[Entry]) -> int:
 ENGINE_BATCH_TARGET = "engine.batch"
 
 
+def about_campaign(campaign_id) -> models.Q:
+    """The audit rows about one campaign: its own (people's actions, the engine's single
+    decisions) and the engine batch rows that list it in `campaign_ids`. The ids are
+    same-length UUID strings, so a match inside the JSON list's text is an exact one (and
+    the same lookup works on PostgreSQL and SQLite)."""
+    return models.Q(target_type="campaigns.campaign", target_id=str(campaign_id)) | models.Q(
+        target_type=ENGINE_BATCH_TARGET, metadata__campaign_ids__icontains=str(campaign_id)
+    )
+
+
+def engine_entries(rows: Iterable[AuditLog]) -> Iterator[dict[str, Any]]:
+    """The entries listed by engine batch rows (each as `record_many` was given it, with
+    the row's action as `batch_action`), for readers that follow one delivery or campaign."""
+    for row in rows:
+        if row.target_type == ENGINE_BATCH_TARGET:
+            for entry in row.metadata.get("entries", ()):
+                yield {"batch_action": row.action, "batch": row.target_id, **entry}
+
+
 @dataclass
 class _Summary:
     """One workspace's part of an engine batch."""

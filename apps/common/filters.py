@@ -7,6 +7,7 @@ import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
 
+from apps.common.audit import about_campaign
 from apps.common.models import AuditLog
 
 # The widest offsets in use on Earth (UTC-12:00 to UTC+14:00); PostgreSQL refuses beyond ±15:59.
@@ -53,10 +54,15 @@ class AuditLogFilter(django_filters.FilterSet):
     target_id = django_filters.CharFilter(field_name="target_id")
     created_from = DateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_to = DateTimeFilter(field_name="created_at", lookup_expr="lt")
+    # A campaign's whole history, the engine's batch rows that list it included.
+    campaign = django_filters.UUIDFilter(method="filter_campaign")
 
     class Meta:
         model = AuditLog
         fields: list[str] = []
+
+    def filter_campaign(self, queryset, name, value):
+        return queryset.filter(about_campaign(value))
 
 
 add_aliases(AuditLogFilter, {"from": "created_from", "to": "created_to"})

@@ -56,7 +56,12 @@ class AuditLogSerializer(serializers.ModelSerializer):
         "prefix), what (`action`, such as `campaign.created`), on what (`target_type`, "
         "`target_id`), with metadata, the request id and the client IP. "
         "Secrets are never recorded. Filter by `actor`, `actor_api_key`, `action`, "
-        "`target_type`, `target_id` and time (`from`, `to`). Admins and owners, or an API "
+        "`target_type`, `target_id` and time (`from`, `to`), or by `campaign`: the "
+        "campaign's own entries and the sending engine's batch entries that list it. The "
+        "engine records each batch as one entry per workspace (`engine.batch_started`, "
+        "`engine.batch_settled`; target `engine.batch`, the batch's token) whose metadata "
+        "has `counts` per action, `campaign_ids` and the `entries` (capped; "
+        "`entries_left_out` counts the rest). Admins and owners, or an API "
         "key with `audit:read`.",
         parameters=[
             OpenApiParameter("from", str, description="ISO 8601; entries at or after"),
