@@ -23,6 +23,7 @@ from apps.campaigns import services
 from apps.campaigns.errors import CampaignLocked, InvalidTransition
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.campaigns.state_machine import VALID_TRANSITIONS
+from apps.common import audit
 from apps.common.errors import ApplicationError, ValidationFailed
 from apps.common.models import AuditLog
 from apps.notifications import planning
@@ -216,9 +217,12 @@ class CampaignLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def every_recorded_transition_is_allowed(self):
-        for metadata in AuditLog.objects.filter(action="campaign.transition").values_list(
-            "metadata", flat=True
-        ):
+        own = AuditLog.objects.filter(action="campaign.transition")
+        engine = AuditLog.objects.filter(target_type=audit.ENGINE_BATCH_TARGET)
+        for metadata in [
+            *own.values_list("metadata", flat=True),
+            *(e for e in audit.engine_entries(engine) if e["action"] == "campaign.transition"),
+        ]:
             assert metadata["to"] in VALID_TRANSITIONS[metadata["from"]]
 
 

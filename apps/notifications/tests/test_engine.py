@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.campaigns import services as campaigns
 from apps.campaigns.models import Campaign
+from apps.common import audit
 from apps.common.models import AuditLog
 from apps.notifications import services
 from apps.notifications.dispatcher import (
@@ -47,17 +48,28 @@ def test_a_campaign_is_sent_once_per_content_and_completes(scheduled, run_due, f
         assert message["message"]["data"]["pushpilot_notification_id"] == str(notification.pk)
         assert message["message"]["data"]["pushpilot_campaign_id"] == str(campaign.pk)
     assert notifications_sent_total._value.get() == sent_before + 2
-    assert AuditLog.objects.filter(action="delivery.completed", target_id=str(delivery.pk)).exists()
-    transitions = list(
-        AuditLog.objects.filter(action="campaign.transition", target_id=str(campaign.pk))
-        .order_by("created_at")
-        .values_list("metadata__from", "metadata__to")
-    )
+    assert [e["action"] for e in _engine_entries(delivery.pk)] == ["delivery.completed"]
+    history = AuditLog.objects.filter(audit.about_campaign(campaign.pk)).order_by("created_at")
+    transitions = [
+        (row.metadata["from"], row.metadata["to"])
+        for row in history
+        if row.action == "campaign.transition"
+    ] + [
+        (entry["from"], entry["to"])
+        for entry in audit.engine_entries(history)
+        if entry["action"] == "campaign.transition" and entry["target_id"] == str(campaign.pk)
+    ]
     assert transitions == [
         ("draft", "scheduled"),
         ("scheduled", "running"),
         ("running", "completed"),
     ]
+
+
+def _engine_entries(target_id) -> list[dict]:
+    """What the engine's batch rows list about one delivery or campaign, in order."""
+    rows = AuditLog.objects.filter(target_type=audit.ENGINE_BATCH_TARGET).order_by("created_at")
+    return [e for e in audit.engine_entries(rows) if e["target_id"] == str(target_id)]
     assert run_due(delivery.run_at + timedelta(hours=1)) == []  # nothing left
 
 
@@ -80,7 +92,8 @@ def test_unavailable_then_ok_sends_each_content_once(scheduled, run_until_settle
     assert delivery.status == DeliveryStatus.COMPLETED and delivery.attempts == 2
     assert fake_fcm.send_requests == 4 and len(fake_fcm.messages()) == 2
     assert Notification.objects.filter(delivery=delivery, status="sent").count() == 2
-    assert AuditLog.objects.filter(action="delivery.retry_scheduled").count() == 1
+    outcomes = [e["action"] for e in _engine_entries(delivery.pk)]
+    assert outcomes == ["delivery.retry_scheduled", "delivery.completed"]
 
 
 def test_a_retry_after_is_honoured_through_the_database(scheduled, run_due, fake_fcm):
@@ -119,7 +132,8 @@ def test_permanent_errors_are_not_retried(scheduled, run_due, fake_fcm, kind, co
     notification = Notification.objects.get(delivery=delivery)
     assert notification.status == "failed" and notification.error_code == code
     assert notifications_failed_total.labels(code)._value.get() == failed_before + 1
-    assert AuditLog.objects.filter(action="delivery.failed", target_id=str(delivery.pk)).exists()
+    [outcome] = _engine_entries(delivery.pk)
+    assert outcome["action"] == "delivery.failed" and code in outcome["error"]
 
 
 def test_one_content_failing_does_not_stop_the_others(scheduled, run_due, fake_fcm):
