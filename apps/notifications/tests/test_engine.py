@@ -64,13 +64,13 @@ def test_a_campaign_is_sent_once_per_content_and_completes(scheduled, run_due, f
         ("scheduled", "running"),
         ("running", "completed"),
     ]
+    assert run_due(delivery.run_at + timedelta(hours=1)) == []  # nothing left
 
 
 def _engine_entries(target_id) -> list[dict]:
     """What the engine's batch rows list about one delivery or campaign, in order."""
     rows = AuditLog.objects.filter(target_type=audit.ENGINE_BATCH_TARGET).order_by("created_at")
     return [e for e in audit.engine_entries(rows) if e["target_id"] == str(target_id)]
-    assert run_due(delivery.run_at + timedelta(hours=1)) == []  # nothing left
 
 
 def test_a_duplicate_or_stale_batch_does_nothing(scheduled, run_due, fake_fcm):

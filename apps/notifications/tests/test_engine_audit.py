@@ -17,10 +17,16 @@ ENGINE = ("engine.batch_started", "engine.batch_settled")
 def _history(campaign_id) -> list[tuple]:
     """(action, from, to) of a campaign's transitions, in order, from its audit rows."""
     rows = AuditLog.objects.filter(audit.about_campaign(campaign_id)).order_by("created_at")
-    own = [(row.action, row.metadata.get("from"), row.metadata.get("to")) for row in rows
-           if row.target_type == "campaigns.campaign" and row.action == "campaign.transition"]
-    listed = [(e["batch_action"], e["from"], e["to"]) for e in audit.engine_entries(rows)
-              if e["action"] == "campaign.transition" and e["target_id"] == str(campaign_id)]
+    own = [
+        (row.action, row.metadata.get("from"), row.metadata.get("to"))
+        for row in rows
+        if row.target_type == "campaigns.campaign" and row.action == "campaign.transition"
+    ]
+    listed = [
+        (e["batch_action"], e["from"], e["to"])
+        for e in audit.engine_entries(rows)
+        if e["action"] == "campaign.transition" and e["target_id"] == str(campaign_id)
+    ]
     return own + listed  # fmt: skip
 
 
