@@ -131,7 +131,8 @@ def transition(
 
 def transition_many(campaigns, to: str, *, reason: str = "", now=None) -> None:
     """Move every campaign of `campaigns` (all in one current status, their rows locked by
-    the caller) to `to`: one UPDATE and one audit insert, for the sending engine's batches."""
+    the caller) to `to`: one UPDATE and one audit insert, for the sending engine's batches
+    (inside apps.common.audit.engine_batch, entries of the batch's summary rows)."""
     campaigns = list(campaigns)
     if not campaigns:
         return

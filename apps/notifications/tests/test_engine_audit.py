@@ -27,7 +27,7 @@ def _history(campaign_id) -> list[tuple]:
         for e in audit.engine_entries(rows)
         if e["action"] == "campaign.transition" and e["target_id"] == str(campaign_id)
     ]
-    return own + listed  # fmt: skip
+    return own + listed
 
 
 def test_one_off_campaigns_cost_one_row_per_batch_and_workspace(
@@ -107,8 +107,9 @@ def test_a_campaigns_engine_history_and_a_failures_reason(scheduled, run_due, fa
     assert api.get("/api/v1/audit-logs?campaign=nope").status_code == 400
 
 
-def test_the_entries_are_capped_and_the_counts_complete(settings, connected_workspace, run_due,
-                                                        fake_fcm):  # fmt: skip
+def test_the_entries_are_capped_and_the_counts_complete(
+    settings, connected_workspace, run_due, fake_fcm
+):
     settings.AUDIT_BATCH_MAX_ENTRIES = 3
     at = timezone.now() - timedelta(seconds=1)
     make_due_campaigns(connected_workspace, 5, at=at)
