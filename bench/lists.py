@@ -161,7 +161,10 @@ def clone(conn, table: str, joins: str, where: str, overrides: dict[str, str], p
     names = ", ".join(f'"{c}"' for c in columns)
     exprs = ", ".join(overrides.get(c, f't."{c}"') for c in columns)
     sql = f"INSERT INTO {table} ({names}) SELECT {exprs} FROM {table} AS t {joins} WHERE {where}"
-    return conn.execute(sql, params).rowcount
+    started = time.perf_counter()
+    added = conn.execute(sql, params).rowcount
+    log(f"    {table}: +{added:,} rows in {time.perf_counter() - started:.0f} s")
+    return added
 
 
 def chunks(total: int):
