@@ -118,7 +118,9 @@ class CursorPagination(pagination.BasePagination):
             if value is None or value.tzinfo is None or not isinstance(backwards, bool):
                 raise ValueError
         except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
-            raise ValidationFailed.on("cursor", "Invalid cursor: use a `next`/`previous` link.")
+            raise ValidationFailed.on(
+                "cursor", "Invalid cursor: use a `next`/`previous` link."
+            ) from None
         return backwards, (value, pk)
 
     def _page_size(self, request) -> int:
