@@ -3,6 +3,7 @@ between page reads, bad cursors, tenancy, the deprecated `?page=`."""
 
 import base64
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -158,7 +159,8 @@ def test_a_cursor_of_another_workspace_shows_nothing_of_it(
     # The same cursor in workspace A: only A's rows (none of this action), never B's.
     mine = api.get(page["next"].replace("http://testserver", "")).json()
     assert mine["results"] == []
-    everything = api.get(f"/api/v1/audit-logs?cursor={page['next'].split('cursor=')[1]}")
+    cursor = parse_qs(urlsplit(page["next"]).query)["cursor"][0]
+    everything = api.get("/api/v1/audit-logs", {"cursor": cursor})
     assert not {row["id"] for row in everything.json()["results"]} & {str(pk) for pk in theirs}
 
 
@@ -184,3 +186,58 @@ def test_the_cursor_round_trips():
     pk = "5b1f8f52-6c39-4a6e-9a29-6d8e2f0b1c11"
     backwards, (value, got) = CursorPagination.decode(CursorPagination.encode(now, pk, True))
     assert backwards is True and value == now and str(got) == pk
+
+
+def devices(workspace, n):
+    from apps.devices.models import Device
+
+    now = timezone.now()
+    Device.objects.bulk_create(
+        Device(
+            workspace=workspace,
+            token_digest=f"{i:064d}",
+            encrypted_token="x",
+            token_prefix="x",
+            platform="android",
+            time_zone="UTC",
+            language="en",
+            bucket=0,
+            last_seen_at=now,
+        )
+        for i in range(n)
+    )
+
+
+def count_queries(api, url, page_size, **params):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(url, {"page_size": page_size, **params})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == page_size
+    return len(queries)
+
+
+def test_no_cursor_list_costs_more_queries_for_a_bigger_page(api, scheduled, workspace, settings):
+    from apps.notifications.dispatcher import refill_plans
+
+    settings.PLAN_HORIZON_SECONDS = 90 * 86400
+    campaign, delivery = scheduled(contents=1, rrule="FREQ=DAILY;COUNT=60")
+    for _ in range(20):
+        refill_plans(now=timezone.now())
+    notifications(campaign, delivery, 60)
+    audit_rows(workspace, 60)
+    devices(workspace, 60)
+    for url in (
+        "/api/v1/notifications",
+        f"/api/v1/campaigns/{campaign.pk}/notifications",
+        f"/api/v1/campaigns/{campaign.pk}/jobs",
+        "/api/v1/audit-logs",
+        "/api/v1/audience/devices",
+    ):
+        small = count_queries(api, url, 5)
+        assert small == count_queries(api, url, 50), url
+        link = api.get(url, {"page_size": 5}).json()["next"]
+        cursor = parse_qs(urlsplit(link).query)["cursor"][0]
+        assert small == count_queries(api, url, 5, cursor=cursor), url
