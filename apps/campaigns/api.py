@@ -30,6 +30,7 @@ from apps.campaigns.serializers import (
     ScheduleSerializer,
 )
 from apps.common.errors import ValidationFailed
+from apps.common.pagination import CursorPagination
 from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
 from apps.workspaces.models import Role
@@ -137,6 +138,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
     filterset_class = CampaignFilter
+    cursor_field = "created_at"  # the cursor-paged actions (`jobs`) override it
     # `{campaign_id}` in every path that names a campaign (stats and notifications too).
     lookup_url_kwarg = "campaign_id"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -452,6 +454,9 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         methods=["get"],
         serializer_class=DeliverySerializer,
         filterset_class=None,
+        # Deliveries are keyed by their run time (immutable once planned), not created_at.
+        pagination_class=CursorPagination,
+        cursor_field="run_at",
     )
     def jobs(self, request, campaign_id=None):
         campaign = self.get_object()

@@ -11,9 +11,10 @@ from apps.common.errors import NotFound
 
 def campaigns_for_listing(queryset: QuerySet[Campaign] | None = None) -> QuerySet[Campaign]:
     """Everything the campaign serializer reads, in a fixed number of queries whatever the
-    page size: the campaign rows with their creator, plus one query for all contents."""
+    page size: the campaign rows, plus one query for all contents. No join to the creator:
+    the serializer shows `created_by` as its id only (the join cost ~1 ms per 50 rows)."""
     queryset = Campaign.objects.all() if queryset is None else queryset
-    return queryset.select_related("created_by").prefetch_related(
+    return queryset.prefetch_related(
         Prefetch("contents", queryset=CampaignContent.objects.order_by("position"))
     )
 

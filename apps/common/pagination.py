@@ -1,4 +1,16 @@
+import base64
+import binascii
+import json
+import uuid
+from collections import OrderedDict
+
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from apps.common.errors import ValidationFailed
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -7,3 +19,155 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+
+class CursorPagination(pagination.BasePagination):
+    """Keyset pages over an append-only collection, newest first: `?cursor=&page_size=`.
+
+    The cursor is base64 of the boundary row's ordering key — `(view.cursor_field, id)`, id
+    breaking ties between rows of the same instant — and a direction. A page is "rows
+    strictly after the key" in (field desc, id desc) order, so rows inserted meanwhile (newer
+    ones, or ones sharing the boundary's instant) can neither shift nor repeat what follows,
+    unlike an offset. No COUNT(*): with the (workspace|parent, field, id) index a page is one
+    index range scan, however deep.
+
+    Compatibility (API.md promised `?page=N` with `count`): a request that names `page` still
+    gets the page-number answer (with `count`, plus a `Deprecation` header) for one
+    deprecation period; anything else — no parameter, or `cursor` — gets cursor pages.
+    """
+
+    page_size = PageNumberPagination.page_size
+    max_page_size = PageNumberPagination.max_page_size
+    cursor_query_param = "cursor"
+    page_size_query_param = "page_size"
+    legacy_query_param = "page"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.field = getattr(view, "cursor_field", "created_at")
+        queryset = queryset.order_by(f"-{self.field}", "-id")
+        self.legacy = None
+        if self.legacy_query_param in request.query_params:
+            self.legacy = PageNumberPagination()
+            return self.legacy.paginate_queryset(queryset, request, view)
+        self.size = self._page_size(request)
+        raw = request.query_params.get(self.cursor_query_param)
+        backwards, key = self.decode(raw) if raw else (False, None)
+        if key is not None:
+            value, pk = key
+            f = self.field
+            if backwards:
+                # Rows newer than the key, nearest first (ascending), flipped afterwards.
+                queryset = queryset.filter(**{f"{f}__gte": value})
+                queryset = queryset.filter(Q(**{f"{f}__gt": value}) | Q(id__gt=pk))
+                queryset = queryset.order_by(f, "id")
+            else:
+                # The redundant `<=` bound keeps it a range scan of the composite index.
+                queryset = queryset.filter(**{f"{f}__lte": value})
+                queryset = queryset.filter(Q(**{f"{f}__lt": value}) | Q(id__lt=pk))
+        rows = list(queryset[: self.size + 1])
+        more = len(rows) > self.size
+        rows = rows[: self.size]
+        if backwards:
+            rows.reverse()
+            self.has_previous, self.has_next = more, True
+        else:
+            self.has_previous, self.has_next = key is not None, more
+        self.rows = rows
+        return rows
+
+    def get_paginated_response(self, data):
+        if self.legacy is not None:
+            response = self.legacy.get_paginated_response(data)
+            response["Deprecation"] = "true"
+            return response
+        return Response(
+            OrderedDict(
+                [
+                    ("next", self._link(self.has_next and self.rows, -1, backwards=False)),
+                    ("previous", self._link(self.has_previous and self.rows, 0, backwards=True)),
+                    ("results", data),
+                ]
+            )
+        )
+
+    def _link(self, rows, index, *, backwards):
+        if not rows:
+            return None
+        row = rows[index]
+        url = self.request.build_absolute_uri()
+        url = remove_query_param(url, self.legacy_query_param)
+        return replace_query_param(
+            url, self.cursor_query_param, self.encode(getattr(row, self.field), row.pk, backwards)
+        )
+
+    @staticmethod
+    def encode(value, pk, backwards: bool) -> str:
+        raw = json.dumps({"k": value.isoformat(), "i": str(pk), "b": backwards})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @staticmethod
+    def decode(cursor: str):
+        """(backwards, (value, id)); anything not made by `encode` is a 400 naming `cursor`."""
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            value = parse_datetime(data["k"])
+            pk = uuid.UUID(data["i"])
+            backwards = data["b"]
+            if value is None or value.tzinfo is None or not isinstance(backwards, bool):
+                raise ValueError
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+            raise ValidationFailed.on(
+                "cursor", "Invalid cursor: use a `next`/`previous` link."
+            ) from None
+        return backwards, (value, pk)
+
+    def _page_size(self, request) -> int:
+        try:
+            size = int(request.query_params[self.page_size_query_param])
+        except (KeyError, ValueError):
+            return self.page_size
+        return min(size, self.max_page_size) if size > 0 else self.page_size
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Opaque: the `next` or `previous` link of a page. Omit for the "
+                "newest page.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Rows per page: default 20, clamped to 100.",
+                "schema": {"type": "integer"},
+            },
+            {
+                "name": self.legacy_query_param,
+                "required": False,
+                "in": "query",
+                "deprecated": True,
+                "description": "Deprecated: page-number pages (with `count`) for old clients.",
+                "schema": {"type": "integer"},
+            },
+        ]
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "description": "Only with the deprecated `page` parameter.",
+                },
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+                "results": schema,
+            },
+        }

@@ -17,6 +17,7 @@ from apps.analytics.authentication import (
 )
 from apps.common.errors import ValidationFailed
 from apps.common.idempotency import IdempotentMixin
+from apps.common.pagination import CursorPagination
 from apps.common.transactions import OutsideRequestTransaction
 from apps.devices import selectors, services, topics
 from apps.devices.models import Device, DeviceStatus, Platform, TopicAudience
@@ -171,6 +172,7 @@ class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     api_key_scopes = {"GET": "devices:read"}
     queryset = Device.objects.all()
     serializer_class = DeviceListSerializer
+    pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
         params = self.request.query_params

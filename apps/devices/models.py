@@ -64,7 +64,7 @@ class Device(BaseModel):
                 condition=Q(needs_sync=True),
                 name="device_waiting_for_sync",
             ),
-            models.Index(fields=["workspace", "-created_at"], name="device_newest_first"),
+            models.Index(fields=["workspace", "-created_at", "-id"], name="device_newest_first_id"),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@ from rest_framework import mixins
 
 from apps.campaigns.models import Campaign
 from apps.common.errors import NotFound
+from apps.common.pagination import CursorPagination
 from apps.notifications.filters import NotificationFilter
 from apps.notifications.models import Notification
 from apps.notifications.serializers import NotificationSerializer
@@ -31,10 +32,11 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Work
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+    pagination_class = CursorPagination
     lookup_url_kwarg = "notification_id"
 
     def refine_queryset(self, queryset):
-        return queryset.order_by("-created_at", "position")
+        return queryset  # newest first: CursorPagination orders by (created_at, id)
 
 
 @extend_schema_view(
@@ -52,9 +54,10 @@ class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet)
     queryset = Notification.objects.all()
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+    pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
         campaign_id = self.kwargs["campaign_id"]
         if not Campaign.objects.filter(pk=campaign_id, workspace=self.workspace).exists():
             raise NotFound("No such campaign.")
-        return queryset.filter(campaign_id=campaign_id).order_by("-created_at", "position")
+        return queryset.filter(campaign_id=campaign_id).order_by("-created_at", "-id")

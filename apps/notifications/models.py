@@ -139,7 +139,8 @@ class Delivery(BaseModel):
                 name="delivery_active_lease",
             ),
             # A campaign's deliveries, latest first, and its progress.
-            models.Index(fields=["campaign", "run_at"], name="delivery_campaign_run_at"),
+            # id: the cursor's tie-breaker (GET /campaigns/{id}/jobs), so a page is one range scan.
+            models.Index(fields=["campaign", "run_at", "id"], name="delivery_campaign_run_id"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -226,7 +227,9 @@ class Notification(BaseModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["workspace", "created_at"], name="notif_ws_created"),
+            # The cursor pages' keys (GET /notifications, GET /campaigns/{id}/notifications).
+            models.Index(fields=["workspace", "created_at", "id"], name="notif_ws_created_id"),
+            models.Index(fields=["campaign", "created_at", "id"], name="notif_campaign_created_id"),
             models.Index(fields=["workspace", "status", "sent_at"], name="notif_ws_status_sent"),
             models.Index(fields=["campaign", "status"], name="notif_campaign_status"),
         ]

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.common.errors import NotFound
+from apps.common.pagination import CursorPagination
 from apps.webhooks import selectors, services
 from apps.webhooks.models import WebhookAttempt, WebhookEndpoint
 from apps.webhooks.serializers import (
@@ -158,7 +159,12 @@ class WebhookEndpointViewSet(
         "times. Kept WEBHOOK_RETENTION_DAYS (30). Members and above.",
         responses=WebhookDeliverySerializer(many=True),
     )
-    @action(detail=True, methods=["get"], serializer_class=WebhookDeliverySerializer)
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=WebhookDeliverySerializer,
+        pagination_class=CursorPagination,
+    )
     def deliveries(self, request, webhook_endpoint_id=None):
         page = self.paginate_queryset(selectors.attempts_of(self.get_object()))
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)

@@ -126,7 +126,7 @@ class WebhookAttempt(BaseModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["endpoint", "created_at"], name="webhookattempt_log"),
+            models.Index(fields=["endpoint", "created_at", "id"], name="webhookattempt_log_id"),
             models.Index(fields=["created_at"], name="webhookattempt_age"),
         ]
 

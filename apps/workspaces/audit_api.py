@@ -3,6 +3,7 @@ from rest_framework import mixins, serializers
 
 from apps.common.filters import AuditLogFilter
 from apps.common.models import AuditLog
+from apps.common.pagination import CursorPagination
 from apps.workspaces.models import Role
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
@@ -78,6 +79,7 @@ class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     queryset = AuditLog.objects.all()
     serializer_class = AuditLogSerializer
     filterset_class = AuditLogFilter
+    pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
-        return queryset.select_related("actor", "actor_api_key").order_by("-created_at")
+        return queryset.select_related("actor", "actor_api_key").order_by("-created_at", "-id")

@@ -168,7 +168,7 @@ def test_the_test_ping_is_delivered_like_any_event(
     assert payload["type"] == "webhook.test"
     assert payload["data"]["endpoint_id"] == body["id"]
     log = api.get(f"/api/v1/webhooks/endpoints/{body['id']}/deliveries").json()
-    assert log["count"] == 1
+    assert len(log["results"]) == 1
     (row,) = log["results"]
     assert (row["event_type"], row["status_code"], row["outcome"]) == (
         "webhook.test",

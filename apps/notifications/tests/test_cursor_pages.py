@@ -1,0 +1,243 @@
+"""Cursor pages (apps/common/pagination.py) over real rows: full walks with rows inserted
+between page reads, bad cursors, tenancy, the deprecated `?page=`."""
+
+import base64
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.utils import timezone
+
+from apps.common.models import AuditLog
+from apps.common.pagination import CursorPagination
+from apps.notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def walk(api, url, *, between=lambda page: None):
+    """Follow `next` links to the end; `between(n)` runs after the n-th page is read."""
+    seen, pages, link = [], 0, url
+    while link:
+        response = api.get(link)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert set(body) == {"next", "previous", "results"}  # no count: no COUNT(*)
+        seen.extend(row["id"] for row in body["results"])
+        pages += 1
+        between(pages)
+        link = body["next"]
+    return seen, pages
+
+
+def notifications(campaign, delivery, n, *, at=None):
+    rows = Notification.objects.bulk_create(
+        Notification(
+            workspace_id=campaign.workspace_id,
+            campaign=campaign,
+            delivery=delivery,
+            content=None,
+            position=i,
+            title=f"t{i}",
+        )
+        for i in range(n)
+    )
+    if at is not None:  # several rows of one instant: only the id orders them
+        Notification.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=at)
+    return [str(r.pk) for r in rows]
+
+
+def audit_rows(workspace, n, *, at=None):
+    rows = AuditLog.objects.bulk_create(
+        AuditLog(workspace=workspace, action="test.row", target_type="t", target_id=str(i))
+        for i in range(n)
+    )
+    if at is not None:
+        AuditLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=at)
+    return [str(r.pk) for r in rows]
+
+
+@pytest.mark.parametrize("route", ["/api/v1/notifications", "campaign"])
+def test_a_walk_over_notifications_never_skips_or_repeats_under_inserts(api, scheduled, route):
+    campaign, delivery = scheduled(contents=1)
+    url = route if route != "campaign" else f"/api/v1/campaigns/{campaign.pk}/notifications"
+    instant = timezone.now() - timedelta(hours=1)
+    older = notifications(campaign, delivery, 7, at=instant - timedelta(minutes=1))
+    tied = notifications(campaign, delivery, 9, at=instant)  # straddles page boundaries
+    original = set(older) | set(tied)
+    inserted = []
+
+    def insert(page):
+        # Newer rows, and rows sharing the instant of rows already listed.
+        inserted.extend(notifications(campaign, delivery, 2))
+        inserted.extend(notifications(campaign, delivery, 2, at=instant))
+
+    seen, pages = walk(api, f"{url}?page_size=4", between=insert)
+    assert len(seen) == len(set(seen)), "a row was repeated"
+    assert original <= set(seen), "a row that existed before the walk was skipped"
+    assert pages >= 4
+    # The walk's order is the cursor's order: newest first, id breaking ties.
+    rows = {str(pk): row for pk, row in Notification.objects.in_bulk(seen).items()}
+    keys = [(rows[pk].created_at, str(rows[pk].pk)) for pk in seen]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_a_walk_over_the_audit_log_never_skips_or_repeats_under_inserts(api, workspace):
+    instant = timezone.now() - timedelta(hours=1)
+    before = set(audit_rows(workspace, 11, at=instant))
+    before |= set(audit_rows(workspace, 5, at=instant - timedelta(seconds=1)))
+    before |= {
+        str(pk) for pk in AuditLog.objects.filter(workspace=workspace).values_list("pk", flat=True)
+    }
+
+    def insert(page):
+        audit_rows(workspace, 3)
+        audit_rows(workspace, 3, at=instant)
+
+    seen, _ = walk(api, "/api/v1/audit-logs?page_size=5&action=test.row", between=insert)
+    assert len(seen) == len(set(seen))
+    test_rows = set(
+        str(pk)
+        for pk in AuditLog.objects.filter(pk__in=before, action="test.row").values_list(
+            "pk", flat=True
+        )
+    )
+    assert test_rows <= set(seen)
+    assert all(
+        action == "test.row"
+        for action in AuditLog.objects.filter(pk__in=seen).values_list("action", flat=True)
+    ), "the filter was lost on a later page"
+
+
+def test_previous_links_walk_back_to_the_first_page(api, workspace):
+    audit_rows(workspace, 12, at=timezone.now() - timedelta(hours=1))
+    url = "/api/v1/audit-logs?page_size=5&action=test.row"
+    first = api.get(url).json()
+    assert first["previous"] is None
+    second = api.get(first["next"]).json()
+    third = api.get(second["next"]).json()
+    assert third["next"] is None and len(third["results"]) == 2
+    back = api.get(third["previous"]).json()
+    assert back["results"] == second["results"]
+    assert api.get(back["previous"]).json()["results"] == first["results"]
+    assert api.get(back["previous"]).json()["previous"] is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage!",
+        "x",
+        base64.urlsafe_b64encode(b"not json").decode(),
+        base64.urlsafe_b64encode(b'{"k": "yesterday", "i": "x", "b": false}').decode(),
+        base64.urlsafe_b64encode(
+            b'{"k": "2026-01-01T00:00:00", "i": "' + b"0" * 32 + b'", "b": false}'
+        ).decode(),
+        base64.urlsafe_b64encode(b"[1, 2]").decode(),
+        "\u00e9t\u00e9",
+    ],
+)
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/notifications", "/api/v1/audit-logs", "/api/v1/audience/devices"],
+)
+def test_a_bad_cursor_is_a_400_naming_cursor(api, url, cursor):
+    response = api.get(url, {"cursor": cursor})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR" and "cursor" in error["details"]
+
+
+def test_a_cursor_of_another_workspace_shows_nothing_of_it(
+    api, client_for, owner, make_workspace, workspace
+):
+    other = make_workspace(owner=owner, name="Other")
+    audit_rows(other, 6, at=timezone.now() - timedelta(hours=1))
+    other_api = client_for(owner, other)
+    page = other_api.get("/api/v1/audit-logs?page_size=2&action=test.row").json()
+    theirs = set(AuditLog.objects.filter(workspace=other).values_list("pk", flat=True))
+    # The same cursor in workspace A: only A's rows (none of this action), never B's.
+    mine = api.get(page["next"].replace("http://testserver", "")).json()
+    assert mine["results"] == []
+    cursor = parse_qs(urlsplit(page["next"]).query)["cursor"][0]
+    everything = api.get("/api/v1/audit-logs", {"cursor": cursor})
+    assert not {row["id"] for row in everything.json()["results"]} & {str(pk) for pk in theirs}
+
+
+def test_page_numbers_still_answer_for_the_deprecation_period(api, workspace):
+    audit_rows(workspace, 7, at=timezone.now() - timedelta(hours=1))
+    response = api.get("/api/v1/audit-logs?page=2&page_size=5&action=test.row")
+    assert response.status_code == 200
+    assert response["Deprecation"] == "true"
+    body = response.json()
+    assert body["count"] == 7 and len(body["results"]) == 2
+    assert "count" not in api.get("/api/v1/audit-logs?action=test.row").json()
+
+
+def test_page_size_is_clamped_like_page_numbers(api, workspace):
+    audit_rows(workspace, 105, at=timezone.now() - timedelta(hours=1))
+    assert len(api.get("/api/v1/audit-logs?page_size=500").json()["results"]) == 100
+    assert len(api.get("/api/v1/audit-logs?page_size=0").json()["results"]) == 20
+    assert len(api.get("/api/v1/audit-logs?page_size=x").json()["results"]) == 20
+
+
+def test_the_cursor_round_trips():
+    now = timezone.now()
+    pk = "5b1f8f52-6c39-4a6e-9a29-6d8e2f0b1c11"
+    backwards, (value, got) = CursorPagination.decode(CursorPagination.encode(now, pk, True))
+    assert backwards is True and value == now and str(got) == pk
+
+
+def devices(workspace, n):
+    from apps.devices.models import Device
+
+    now = timezone.now()
+    Device.objects.bulk_create(
+        Device(
+            workspace=workspace,
+            token_digest=f"{i:064d}",
+            encrypted_token="x",
+            token_prefix="x",
+            platform="android",
+            time_zone="UTC",
+            language="en",
+            bucket=0,
+            last_seen_at=now,
+        )
+        for i in range(n)
+    )
+
+
+def count_queries(api, url, page_size, **params):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(url, {"page_size": page_size, **params})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == page_size
+    return len(queries)
+
+
+def test_no_cursor_list_costs_more_queries_for_a_bigger_page(api, scheduled, workspace, settings):
+    from apps.notifications.dispatcher import refill_plans
+
+    settings.PLAN_HORIZON_SECONDS = 90 * 86400
+    campaign, delivery = scheduled(contents=1, rrule="FREQ=DAILY;COUNT=60")
+    for _ in range(20):
+        refill_plans(now=timezone.now())
+    notifications(campaign, delivery, 60)
+    audit_rows(workspace, 60)
+    devices(workspace, 60)
+    for url in (
+        "/api/v1/notifications",
+        f"/api/v1/campaigns/{campaign.pk}/notifications",
+        f"/api/v1/campaigns/{campaign.pk}/jobs",
+        "/api/v1/audit-logs",
+        "/api/v1/audience/devices",
+    ):
+        small = count_queries(api, url, 5)
+        assert small == count_queries(api, url, 50), url
+        link = api.get(url, {"page_size": 5}).json()["next"]
+        cursor = parse_qs(urlsplit(link).query)["cursor"][0]
+        assert small == count_queries(api, url, 5, cursor=cursor), url
