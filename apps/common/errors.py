@@ -60,3 +60,21 @@ class PayloadTooLarge(ApplicationError):
     status_code = 413
     code = "PAYLOAD_TOO_LARGE"
     message = "The request body is too large."
+
+
+# Idempotency-Key (apps/common/idempotency.py)
+class IdempotencyKeyInvalid(ApplicationError):
+    code = "IDEMPOTENCY_KEY_INVALID"
+    message = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+
+
+class IdempotencyKeyReused(ApplicationError):
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was used with a different request; use a new key."
+
+
+class IdempotencyRequestInProgress(ApplicationError):
+    status_code = 409
+    code = "IDEMPOTENCY_REQUEST_IN_PROGRESS"
+    message = "A request with this Idempotency-Key is still being processed; retry later."

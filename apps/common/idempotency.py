@@ -51,7 +51,11 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from apps.common.context import current_request_id
-from apps.common.errors import ApplicationError
+from apps.common.errors import (
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IdempotencyRequestInProgress,
+)
 from apps.common.exceptions import error_body
 from apps.common.logging import get_logger
 from apps.common.models import IdempotencyRecord
@@ -63,23 +67,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 ORIGINAL_REQUEST_ID_HEADER = "X-Original-Request-ID"
 VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 SWEEP_BATCH = 5_000
-
-
-class IdempotencyKeyInvalid(ApplicationError):
-    code = "IDEMPOTENCY_KEY_INVALID"
-    message = "Idempotency-Key must be 1 to 255 printable ASCII characters."
-
-
-class IdempotencyKeyReused(ApplicationError):
-    status_code = 422
-    code = "IDEMPOTENCY_KEY_REUSED"
-    message = "This Idempotency-Key was used with a different request; use a new key."
-
-
-class IdempotencyRequestInProgress(ApplicationError):
-    status_code = 409
-    code = "IDEMPOTENCY_REQUEST_IN_PROGRESS"
-    message = "A request with this Idempotency-Key is still being processed; retry later."
 
 
 class Replay(Exception):

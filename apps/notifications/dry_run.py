@@ -138,7 +138,7 @@ def _checks(campaign: Campaign, deliveries: list, contents: list) -> list[_Check
     """Every message to check; those beyond DRY_RUN_MAX_MESSAGES are reported unchecked."""
     checks = []
     for index, delivery in enumerate(deliveries):
-        target = _target(delivery)
+        target = delivery.target
         for content in _contents_of(campaign, delivery, contents):
             if len(checks) >= settings.DRY_RUN_MAX_MESSAGES:
                 limit = settings.DRY_RUN_MAX_MESSAGES
@@ -161,10 +161,6 @@ def _checks(campaign: Campaign, deliveries: list, contents: list) -> list[_Check
     return checks
 
 
-def _target(delivery) -> dict[str, str]:
-    return {"topic": delivery.topic} if delivery.topic else {"condition": delivery.condition}
-
-
 def _outcome(check: _Check, result) -> dict:
     error = check.error
     if check.message is not None:
@@ -185,7 +181,7 @@ def _delivery_row(campaign: Campaign, delivery, messages: list[dict]) -> dict:
     errors = [message["error"] for message in messages if message["error"]]
     return {
         "slice": delivery.slice,
-        "target": _target(delivery),
+        "target": delivery.target,
         "run_at": delivery.run_at,
         "run_at_local": delivery.run_at.astimezone(
             ZoneInfo(zones[0] if zones else campaign.timezone)

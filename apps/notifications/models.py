@@ -66,6 +66,11 @@ FINISHED_STATUSES = (
 )
 
 
+def fcm_target(topic: str, condition: str) -> dict[str, str]:
+    """Where FCM sends a delivery's messages: its topic, else its condition."""
+    return {"topic": topic} if topic else {"condition": condition}
+
+
 class Delivery(BaseModel):
     """One send of an occurrence to one target at one time: what the engine claims and runs.
 
@@ -160,7 +165,7 @@ class Delivery(BaseModel):
 
     @property
     def target(self) -> dict[str, str]:
-        return {"topic": self.topic} if self.topic else {"condition": self.condition}
+        return fcm_target(self.topic, self.condition)
 
 
 class NotificationStatus(models.TextChoices):

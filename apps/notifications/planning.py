@@ -49,6 +49,7 @@ from apps.notifications.models import (
     Notification,
     NotificationStatus,
     Occurrence,
+    fcm_target,
 )
 
 logger = get_logger("pushpilot.planning")
@@ -71,6 +72,10 @@ class PlannedDelivery:
     variant: str = ""
     # Why it is planned as already skipped (quiet hours, the campaign skips such sends).
     skipped: str = ""
+
+    @property
+    def target(self) -> dict[str, str]:
+        return fcm_target(self.topic, self.condition)
 
     def row(self, occurrence: Occurrence) -> Delivery:
         """The (unsaved) delivery of `occurrence` this plans."""

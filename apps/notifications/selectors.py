@@ -19,6 +19,7 @@ from apps.notifications.models import (
     DispatcherHeartbeat,
     Occurrence,
     TopicSendLog,
+    fcm_target,
 )
 
 
@@ -94,6 +95,10 @@ class PreviewedDelivery:
     run_at: datetime
     status: str  # the delivery's, or "unplanned" for one the planner has not made yet
 
+    @property
+    def target(self) -> dict[str, str]:
+        return fcm_target(self.topic, self.condition)
+
 
 def preview(campaign: Campaign, *, start: datetime, end: datetime, now: datetime) -> list:
     """Every delivery of the campaign with run_at in [start, end): those planned (as they
@@ -157,7 +162,7 @@ def preview_body(campaign: Campaign, *, start: datetime, end: datetime, now: dat
     audiences: dict[tuple, dict] = {}
     rows = []
     for item in planned:
-        target = {"topic": item.topic} if item.topic else {"condition": item.condition}
+        target = item.target
         key = tuple(target.items())
         if key not in audiences:
             audiences[key] = devices.audience_of(workspace_id=campaign.workspace_id, target=target)

@@ -17,9 +17,9 @@ from apps.accounts.services import issue_tokens
 from apps.analytics.models import AnalyticsEvent, EventRollup
 from apps.analytics.tests.factories import event
 from apps.campaigns.models import Campaign
-from apps.common import idempotency, testing
+from apps.common import idempotency
 from apps.common.models import IdempotencyRecord
-from apps.common.testing import race
+from apps.common.testing import race, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -38,10 +38,6 @@ def replayed(response) -> bool:
 
 def code_of(response) -> str | None:
     return response.json().get("error", {}).get("code")
-
-
-def wait_until(check, timeout=20.0, what="condition"):
-    return testing.wait_until(check, timeout=timeout, what=what, every=0.05)
 
 
 def backends_waiting_on_a_lock(table: str) -> list[int]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from apps.common import testing
+from apps.common.testing import wait_until
 from apps.devices.models import Device, DeviceStatus
 from apps.devices.services import registry
 
@@ -24,10 +24,6 @@ def worker_env(fake_fcm):
         "DEVICE_SYNC_COALESCE_SECONDS": "0.2",
         "FCM_SUBSCRIPTIONS_PER_SECOND": "1000",
     }
-
-
-def wait_until(check, timeout=90.0, what="condition"):
-    return testing.wait_until(check, timeout=timeout, what=what, every=0.2)
 
 
 def register(workspace, n: int, seed: int) -> None:
@@ -58,7 +54,9 @@ def test_a_real_worker_syncs_what_registration_queued(
     celery_worker_process, connected_workspace, fake_fcm
 ):
     register(connected_workspace, 2000, seed=1)
-    wait_until(lambda: in_sync(fake_fcm), what="FCM to hold the registry's subscriptions")
+    wait_until(
+        lambda: in_sync(fake_fcm), timeout=90.0, what="FCM to hold the registry's subscriptions"
+    )
 
 
 def test_a_worker_killed_mid_sync_loses_nothing(real_processes, connected_workspace, fake_fcm):
@@ -66,11 +64,15 @@ def test_a_worker_killed_mid_sync_loses_nothing(real_processes, connected_worksp
     fake_fcm.inject(*[{"api": "subscriptions", "kind": "slow", "seconds": 0.5}] * 12)
     worker = real_processes.worker()
     register(connected_workspace, 3000, seed=2)
-    wait_until(lambda: fake_fcm.stats()["subscription_requests"] >= 3, what="the sync to start")
+    wait_until(
+        lambda: fake_fcm.stats()["subscription_requests"] >= 3,
+        timeout=90.0,
+        what="the sync to start",
+    )
     real_processes.kill(worker)
     assert Device.objects.filter(needs_sync=True).exists()  # it died with work left
     # A new worker and a dispatcher (whose loop re-queues devices left waiting) take over
     # once the dead worker's claim expires.
     real_processes.worker()
     real_processes.dispatcher()
-    wait_until(lambda: in_sync(fake_fcm), what="the registry to be in sync again")
+    wait_until(lambda: in_sync(fake_fcm), timeout=90.0, what="the registry to be in sync again")

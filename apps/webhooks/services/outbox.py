@@ -177,8 +177,7 @@ def delivery_finished(finished: Iterable[tuple]) -> int:
             "occurrence_id": str(delivery.occurrence_id),
             "delivery_id": str(delivery.pk),
             "slice": delivery.slice,
-            "target": {"topic": delivery.topic} if delivery.topic
-            else {"condition": delivery.condition},
+            "target": delivery.target,
             "run_at": _iso(delivery.run_at),
             "attempts": delivery.attempts,
             "status": status,
