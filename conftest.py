@@ -10,9 +10,30 @@ def pytest_configure(config):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from config.celery import app
 
+    _own_redis_database_per_xdist_worker(app)
     # Tests run tasks in-process unless they start a real worker themselves.
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
+
+
+def _own_redis_database_per_xdist_worker(app) -> None:
+    """Under `pytest -n N` each worker clears the cache around every test and its real
+    processes share a broker: on one Redis database the workers would clear each other's
+    throttle counters and take each other's tasks. Worker gwK uses database base + 1 + K
+    (REDIS_URL names the base; its real processes get the same URL)."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (settings.REDIS_URL and worker.startswith("gw")):
+        return
+    parts = urlsplit(settings.REDIS_URL)
+    base = int(parts.path.strip("/") or 0)
+    url = urlunsplit(parts._replace(path=f"/{base + 1 + int(worker[2:])}"))
+    settings.REDIS_URL = url
+    settings.CACHES["default"]["LOCATION"] = url
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
 
 
 @pytest.fixture(autouse=True)
