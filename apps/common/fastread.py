@@ -1,0 +1,278 @@
+"""A fast read path for the serializers of list and detail endpoints, with DRF's output.
+
+DRF pays for every row what is the same for every row: `to_representation` walks the bound
+fields through generators, each `get_attribute` goes through `source_attrs` with a try/except,
+a DateTimeField looks the current time zone up again for each value, and the serializer
+instance of every request deep-copies and binds its declared fields again (`get_fields()`,
+~40 fields for a campaign). `FastReadMixin` does that work once per serializer class: it binds
+one template instance of the class (no request, no context) and compiles, from its readable
+fields, one reader per field — `(instance, time zone) -> value` — that reproduces that
+field's DRF output for the values it knows and hands everything else to the template's own
+bound field, so the output is DRF's by construction:
+
+* a plain model column (`source` one concrete field of the serializer's model) is read with
+  `getattr`; a primary-key relation reads the `<name>_id` column, as DRF's pk-only
+  optimisation does;
+* the value is converted as the exact field class would (CharField, UUIDField, IntegerField,
+  BooleanField, ChoiceField, JSONField, DateTimeField and DateField in ISO 8601), else by the
+  field's own `to_representation`;
+* a SerializerMethodField calls the method of the serializer doing the work (its context);
+* a nested `many=True` serializer that is itself a FastReadMixin without method fields
+  reads its rows with its own readers; any other nested serializer goes through DRF;
+* anything else (dotted sources, properties, defaults, custom fields) goes through the
+  template's bound field: `get_attribute`, the None check and `to_representation` of DRF.
+
+Only for serializers whose fields do not depend on the request: field classes that need the
+context (hyperlinked relations, hidden fields) are refused when the readers are compiled.
+Writes and validation are untouched. `drf_output()` switches the fast path off, for the
+tests that compare the two outputs.
+"""
+
+import contextlib
+import threading
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.utils import timezone
+from rest_framework import fields as drf_fields
+from rest_framework import relations, serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
+
+Reader = Callable[[Any, Any, Any], Any]  # (serializer, instance, time zone) -> value
+SKIP = object()  # the field is left out of the output (DRF's SkipField)
+_switch = threading.local()
+
+CONTEXT_BOUND = (relations.HyperlinkedRelatedField, drf_fields.HiddenField)
+TEXT_FIELDS = (
+    drf_fields.CharField,
+    drf_fields.EmailField,
+    drf_fields.URLField,
+    drf_fields.SlugField,
+    drf_fields.RegexField,
+)
+
+
+@contextlib.contextmanager
+def drf_output():
+    """Serialize with DRF's own `to_representation` in this thread (the reference output)."""
+    previous = getattr(_switch, "off", False)
+    _switch.off = True
+    try:
+        yield
+    finally:
+        _switch.off = previous
+
+
+class FastReadMixin:
+    """Put first in the bases of a (Model)Serializer: `class X(FastReadMixin, ModelSerializer)`."""
+
+    def to_representation(self, instance):
+        if getattr(_switch, "off", False):
+            return super().to_representation(instance)
+        tz = timezone.get_current_timezone()
+        result = {}
+        for name, read in type(self)._readers():
+            value = read(self, instance, tz)
+            if value is not SKIP:
+                result[name] = value
+        return result
+
+    @classmethod
+    def _readers(cls) -> tuple[tuple[str, Reader], ...]:
+        # Per class, not inherited: a subclass has its own fields.
+        readers = cls.__dict__.get("_fast_readers")
+        if readers is None:
+            readers = tuple(
+                (field.field_name, compile_reader(field, cls)) for field in cls._template_fields()
+            )
+            cls._fast_readers = readers
+        return readers
+
+    @classmethod
+    def _template_fields(cls) -> list:
+        """The readable fields of one bound instance of the class, made without a context."""
+        fields = cls.__dict__.get("_fast_template_fields")
+        if fields is None:
+            fields = list(cls()._readable_fields)
+            cls._fast_template_fields = fields
+        return fields
+
+    @classmethod
+    def _reads_rows_alone(cls) -> bool:
+        """Whether rows can be read without an instance of the class (as a nested child)."""
+        return cls.to_representation is FastReadMixin.to_representation and not any(
+            isinstance(field, serializers.SerializerMethodField) for field in cls._template_fields()
+        )
+
+
+def compile_reader(field, serializer_class) -> Reader:
+    if isinstance(field, CONTEXT_BOUND):
+        raise TypeError(
+            f"{serializer_class.__name__}.{field.field_name}: {type(field).__name__} needs "
+            "the request context; FastReadMixin cannot read it."
+        )
+    if isinstance(field, serializers.SerializerMethodField):
+        method_name = field.method_name
+        return lambda serializer, instance, tz: getattr(serializer, method_name)(instance)
+    if isinstance(field, serializers.ListSerializer) and _fast_child(field.child):
+        return _nested_many(field)
+    column = _model_column(field, serializer_class)
+    convert = _converter(field)
+    if column is None or convert is None:
+        return _through_drf(field)
+    get = attrgetter(column)
+    if convert is _identity:
+        return lambda serializer, instance, tz: get(instance)
+
+    def read(serializer, instance, tz):
+        value = get(instance)
+        return None if value is None else convert(value, tz)
+
+    return read
+
+
+def _model_column(field, serializer_class) -> str | None:
+    """The attribute holding the field's value on a model row, when reading it cannot fail."""
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None or len(field.source_attrs) != 1:
+        return None
+    source = field.source_attrs[0]
+    try:
+        model_field = model._meta.get_field(source)
+    except FieldDoesNotExist:  # a property or a method: DRF reads it
+        return None
+    if not model_field.concrete:
+        return None
+    if isinstance(field, relations.PrimaryKeyRelatedField):
+        if field.pk_field is not None or not isinstance(model_field, models.ForeignKey):
+            return None
+        return model_field.attname  # DRF's pk-only optimisation reads the same column
+    if isinstance(field, relations.RelatedField):
+        return None
+    if model_field.is_relation and source != model_field.attname:
+        return None  # the related row itself, not its id
+    return model_field.attname
+
+
+def _identity(value, tz):
+    return value
+
+
+def _converter(field) -> Callable[[Any, Any], Any] | None:
+    """`(value, tz) -> output` exactly as `type(field).to_representation` for a non-None
+    value, or None when only the field itself knows."""
+    kind = type(field)
+    if isinstance(field, relations.PrimaryKeyRelatedField):
+        return _identity  # DRF: PKOnlyObject(pk).pk
+    if kind in TEXT_FIELDS:
+        return lambda value, tz: str(value)
+    if kind is drf_fields.UUIDField and field.uuid_format == "hex_verbose":
+        return lambda value, tz: str(value)
+    if kind is drf_fields.IntegerField:
+        return lambda value, tz: int(value)
+    if kind is drf_fields.BooleanField:
+        to_representation = field.to_representation
+        return lambda value, tz: (
+            value if value is True or value is False else to_representation(value)
+        )
+    if kind is drf_fields.JSONField and not field.binary:
+        return _identity
+    if kind is drf_fields.ChoiceField:
+        return _choice(field)
+    if kind is drf_fields.DateTimeField and _iso(field, api_settings.DATETIME_FORMAT):
+        return _datetime(field)
+    if kind is drf_fields.DateField and _iso(field, api_settings.DATE_FORMAT):
+        to_representation = field.to_representation
+        return lambda value, tz: to_representation(value)
+    return None
+
+
+def _iso(field, default_format) -> bool:
+    output_format = getattr(field, "format", default_format)
+    return isinstance(output_format, str) and output_format.lower() == drf_fields.ISO_8601
+
+
+def _choice(field):
+    by_string = field.choice_strings_to_values
+    to_representation = field.to_representation
+
+    def convert(value, tz):
+        if type(value) is str:
+            return value if value == "" else by_string.get(value, value)
+        return to_representation(value)  # enums, numbers: DRF's own rules
+
+    return convert
+
+
+def _datetime(field):
+    fixed = getattr(field, "timezone", drf_fields.empty)
+    to_representation = field.to_representation
+
+    def convert(value, tz):
+        # Strings and naive values (made aware, or refused) are DRF's business.
+        if type(value) is str or value.tzinfo is None:
+            return to_representation(value)
+        zone = tz if fixed is drf_fields.empty else fixed
+        if zone is None:
+            return to_representation(value)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return convert
+
+
+def _through_drf(field) -> Reader:
+    """The template's bound field, as Serializer.to_representation uses it."""
+
+    def read(serializer, instance, tz):
+        try:
+            attribute = field.get_attribute(instance)
+        except SkipField:
+            return SKIP
+        check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+        return None if check_for_none is None else field.to_representation(attribute)
+
+    return read
+
+
+def _fast_child(child) -> bool:
+    return isinstance(child, FastReadMixin) and type(child)._reads_rows_alone()
+
+
+def _nested_many(field) -> Reader:
+    child_class = type(field.child)
+    get_related = _through_drf_attribute(field)
+
+    def read(serializer, instance, tz):
+        related = get_related(instance)
+        if related is SKIP:
+            return SKIP
+        if related is None:
+            return None
+        rows = related.all() if isinstance(related, models.manager.BaseManager) else related
+        readers = child_class._readers()
+        return [
+            {
+                name: value
+                for name, reader in readers
+                if (value := reader(None, row, tz)) is not SKIP
+            }
+            for row in rows
+        ]
+
+    return read
+
+
+def _through_drf_attribute(field):
+    def get(instance):
+        try:
+            return field.get_attribute(instance)
+        except SkipField:
+            return SKIP
+
+    return get
