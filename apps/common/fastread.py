@@ -17,8 +17,11 @@ bound field, so the output is DRF's by construction:
   BooleanField, ChoiceField, JSONField, DateTimeField and DateField in ISO 8601), else by the
   field's own `to_representation`;
 * a SerializerMethodField calls the method of the serializer doing the work (its context);
-* a nested `many=True` serializer that is itself a FastReadMixin without method fields
-  reads its rows with its own readers; any other nested serializer goes through DRF;
+* a nested serializer (one, or `many=True`) that is itself a FastReadMixin without method
+  fields reads its rows with its own readers (a prefetched relation from its cache); any
+  other nested serializer goes through DRF;
+* a plain (non-model) serializer reads a dict's key or an object's attribute; anything
+  unusual there (missing, callable, raising) is read again through DRF;
 * anything else (dotted sources, properties, defaults, custom fields) goes through the
   template's bound field: `get_attribute`, the None check and `to_representation` of DRF.
 
@@ -30,6 +33,7 @@ tests that compare the two outputs.
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -68,9 +72,9 @@ def drf_output():
         _switch.off = previous
 
 
+# Put first in the bases of a (Model)Serializer: `class X(FastReadMixin, ModelSerializer)`.
+# No docstring: drf-spectacular documents a serializer with its (inherited) docstring.
 class FastReadMixin:
-    """Put first in the bases of a (Model)Serializer: `class X(FastReadMixin, ModelSerializer)`."""
-
     def to_representation(self, instance):
         if getattr(_switch, "off", False):
             return super().to_representation(instance)
@@ -121,16 +125,44 @@ def compile_reader(field, serializer_class) -> Reader:
         return lambda serializer, instance, tz: getattr(serializer, method_name)(instance)
     if isinstance(field, serializers.ListSerializer) and _fast_child(field.child):
         return _nested_many(field)
-    column = _model_column(field, serializer_class)
+    if _fast_child(field):
+        return _nested_one(field)
     convert = _converter(field)
-    if column is None or convert is None:
+    if convert is None:
         return _through_drf(field)
-    get = attrgetter(column)
-    if convert is _identity:
-        return lambda serializer, instance, tz: get(instance)
+    column = _model_column(field, serializer_class)
+    if column is not None:
+        get = attrgetter(column)
+        if convert is _identity:
+            return lambda serializer, instance, tz: get(instance)
+
+        def read(serializer, instance, tz):
+            value = get(instance)
+            return None if value is None else convert(value, tz)
+
+        return read
+    if len(field.source_attrs) == 1 and not _is_model_serializer(serializer_class):
+        return _plain_value(field, convert)
+    return _through_drf(field)
+
+
+def _is_model_serializer(serializer_class) -> bool:
+    return getattr(getattr(serializer_class, "Meta", None), "model", None) is not None
+
+
+def _plain_value(field, convert) -> Reader:
+    """A key of a dict, or an attribute of another object; whatever is not a plain value
+    there (missing, a callable, an error) is read again by DRF, which knows what to do."""
+    key = field.source_attrs[0]
+    by_drf = _through_drf(field)
 
     def read(serializer, instance, tz):
-        value = get(instance)
+        try:
+            value = instance[key] if type(instance) is dict else getattr(instance, key)
+        except Exception:  # DRF decides: its default, SkipField or its error
+            return by_drf(serializer, instance, tz)
+        if callable(value):
+            return by_drf(serializer, instance, tz)
         return None if value is None else convert(value, tz)
 
     return read
@@ -168,13 +200,17 @@ def _converter(field) -> Callable[[Any, Any], Any] | None:
     value, or None when only the field itself knows."""
     kind = type(field)
     if isinstance(field, relations.PrimaryKeyRelatedField):
-        return _identity  # DRF: PKOnlyObject(pk).pk
+        # DRF hands the renderer the UUID object (PKOnlyObject(pk).pk), which writes it as
+        # str(uuid): the string itself spares the encoder's Python fallback, same JSON.
+        return lambda value, tz: str(value) if type(value) is uuid.UUID else value
     if kind in TEXT_FIELDS:
         return lambda value, tz: str(value)
     if kind is drf_fields.UUIDField and field.uuid_format == "hex_verbose":
         return lambda value, tz: str(value)
     if kind is drf_fields.IntegerField:
         return lambda value, tz: int(value)
+    if kind is drf_fields.FloatField:
+        return lambda value, tz: float(value)
     if kind is drf_fields.BooleanField:
         to_representation = field.to_representation
         return lambda value, tz: (
@@ -247,25 +283,44 @@ def _fast_child(child) -> bool:
 def _nested_many(field) -> Reader:
     child_class = type(field.child)
     get_related = _through_drf_attribute(field)
+    source = field.source_attrs[-1] if len(field.source_attrs) == 1 else None
+
+    def read(serializer, instance, tz):
+        # A prefetched relation is read from its cache: `.all()` would build a queryset per row
+        # only to hand back the same list.
+        prefetched = getattr(instance, "_prefetched_objects_cache", None)
+        if source is not None and prefetched and source in prefetched:
+            rows = prefetched[source]
+        else:
+            related = get_related(instance)
+            if related is SKIP or related is None:
+                return related
+            rows = related.all() if isinstance(related, models.manager.BaseManager) else related
+        return [_read_row(child_class, row, tz) for row in rows]
+
+    return read
+
+
+def _nested_one(field) -> Reader:
+    child_class = type(field)
+    get_related = _through_drf_attribute(field)
 
     def read(serializer, instance, tz):
         related = get_related(instance)
-        if related is SKIP:
-            return SKIP
-        if related is None:
-            return None
-        rows = related.all() if isinstance(related, models.manager.BaseManager) else related
-        readers = child_class._readers()
-        return [
-            {
-                name: value
-                for name, reader in readers
-                if (value := reader(None, row, tz)) is not SKIP
-            }
-            for row in rows
-        ]
+        if related is SKIP or related is None:
+            return related
+        return _read_row(child_class, related, tz)
 
     return read
+
+
+def _read_row(serializer_class, row, tz) -> dict:
+    result = {}
+    for name, reader in serializer_class._readers():
+        value = reader(None, row, tz)
+        if value is not SKIP:
+            result[name] = value
+    return result
 
 
 def _through_drf_attribute(field):
