@@ -192,6 +192,16 @@ def filled(workspace, owner):
                  target=rich, metadata={"fields": ["name"]})  # fmt: skip
     audit.record("engine.batch_settled", workspace=workspace, target_type="engine.batch",
                  target_id="token", metadata={"counts": {"delivery.completed": 1}})  # fmt: skip
+    from apps.analytics.services.ingest import ingest_events
+    from apps.analytics.tests.factories import event, record_outcome
+
+    sent = Notification.objects.filter(status="sent").get()
+    record_outcome(sent, "sent", timezone.now() - timedelta(hours=1))
+    ingest_events(workspace_id=workspace.pk, payload={"events": [
+        event("e1", "delivered", notification_id=str(sent.pk), platform="ios"),
+        event("e2", "opened", notification_id=str(sent.pk), platform="ios"),
+        event("e3", "conversion:purchase", campaign_id=str(rich.pk)),
+    ]})  # fmt: skip
     for token, platform in (("a", "android"), ("b", "ios")):
         register_one(
             workspace_id=workspace.pk,
@@ -214,6 +224,10 @@ ENDPOINTS = [
     "/api/v1/audit-logs?page_size=50",
     "/api/v1/audience/devices?page_size=50",
     "/api/v1/notifications?page_size=50&page=1",  # the deprecated page numbers
+    "/api/v1/campaigns/{rich}/stats",
+    "/api/v1/campaigns/{plain}/stats",
+    "/api/v1/analytics/overview",
+    "/api/v1/analytics/overview?interval=hour&timezone=America/St_Johns",
 ]
 
 
