@@ -147,7 +147,7 @@ class ExperimentSerializer(serializers.Serializer):
 
 class CampaignSerializer(FastReadMixin, serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
-    contents = ContentSerializer(many=True, read_only=True)
+    contents = ContentSerializer(many=True, read_only=True, source="listed_contents")
     allowed_transitions = serializers.SerializerMethodField()
     experiment = ExperimentSerializer(allow_null=True, read_only=True)
     experiment_result = serializers.JSONField(
