@@ -78,17 +78,26 @@ class FastReadMixin:
     def to_representation(self, instance):
         if getattr(_switch, "off", False):
             return super().to_representation(instance)
-        tz = timezone.get_current_timezone()
-        result = {}
-        for name, read in type(self)._readers():
-            value = read(self, instance, tz)
-            if value is not SKIP:
-                result[name] = value
-        return result
+        return type(self)._row_reader()(self, instance, timezone.get_current_timezone())
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):
+        many = super().many_init(*args, **kwargs)
+        if type(many) is serializers.ListSerializer:  # not a Meta.list_serializer_class
+            many.__class__ = FastListSerializer  # the same object, one method more
+        return many
+
+    @classmethod
+    def _row_reader(cls) -> Callable[[Any, Any, Any], dict]:
+        # Per class, not inherited: a subclass has its own fields.
+        row_reader = cls.__dict__.get("_fast_row_reader")
+        if row_reader is None:
+            row_reader = compile_row_reader(cls._readers(), cls.__name__)
+            cls._fast_row_reader = row_reader
+        return row_reader
 
     @classmethod
     def _readers(cls) -> tuple[tuple[str, Reader], ...]:
-        # Per class, not inherited: a subclass has its own fields.
         readers = cls.__dict__.get("_fast_readers")
         if readers is None:
             readers = tuple(
@@ -114,6 +123,50 @@ class FastReadMixin:
         )
 
 
+class FastListSerializer(serializers.ListSerializer):
+    """`many=True` of a FastReadMixin: the time zone looked up once per list, not per row."""
+
+    def to_representation(self, data):
+        child = self.child
+        if getattr(_switch, "off", False) or (
+            type(child).to_representation is not FastReadMixin.to_representation
+        ):
+            return super().to_representation(data)
+        rows = data.all() if isinstance(data, models.manager.BaseManager) else data
+        read_row = type(child)._row_reader()
+        tz = timezone.get_current_timezone()
+        return [read_row(child, row, tz) for row in rows]
+
+
+def compile_row_reader(readers, name: str) -> Callable[[Any, Any, Any], dict]:
+    """One function that builds a row's dict from `readers` in order: one call per row
+    instead of one per field, model columns read in line, and only a field that can be
+    left out (SKIP) checked for it."""
+    lines = ["def read_row(serializer, instance, tz):", "    row = {}"]
+    scope = {"SKIP": SKIP}
+    for index, (field_name, reader) in enumerate(readers):
+        column, convert = getattr(reader, "column", None), getattr(reader, "convert", None)
+        if column is not None and column.isidentifier():
+            # A model column: read and converted in line (None stays None, as in DRF).
+            lines.append(f"    value = instance.{column}")
+            if convert is _identity:
+                lines.append(f"    row[{field_name!r}] = value")
+            elif convert is _text:
+                lines.append(f"    row[{field_name!r}] = None if value is None else str(value)")
+            else:
+                scope[f"convert_{index}"] = convert
+                lines.append(
+                    f"    row[{field_name!r}] = None if value is None else convert_{index}(value, tz)"
+                )
+            continue
+        scope[f"read_{index}"] = reader
+        lines.append(f"    value = read_{index}(serializer, instance, tz)")
+        lines.append(f"    if value is not SKIP:\n        row[{field_name!r}] = value")
+    lines.append("    return row")
+    exec(compile("\n".join(lines), f"<fast row reader of {name}>", "exec"), scope)  # noqa: S102
+    return scope["read_row"]
+
+
 def compile_reader(field, serializer_class) -> Reader:
     if isinstance(field, CONTEXT_BOUND):
         raise TypeError(
@@ -133,13 +186,12 @@ def compile_reader(field, serializer_class) -> Reader:
     column = _model_column(field, serializer_class)
     if column is not None:
         get = attrgetter(column)
-        if convert is _identity:
-            return lambda serializer, instance, tz: get(instance)
 
         def read(serializer, instance, tz):
             value = get(instance)
             return None if value is None else convert(value, tz)
 
+        read.column, read.convert = column, convert  # compile_row_reader inlines them
         return read
     if len(field.source_attrs) == 1 and not _is_model_serializer(serializer_class):
         return _plain_value(field, convert)
@@ -195,6 +247,10 @@ def _identity(value, tz):
     return value
 
 
+def _text(value, tz):
+    return str(value)
+
+
 def _converter(field) -> Callable[[Any, Any], Any] | None:
     """`(value, tz) -> output` exactly as `type(field).to_representation` for a non-None
     value, or None when only the field itself knows."""
@@ -203,10 +259,8 @@ def _converter(field) -> Callable[[Any, Any], Any] | None:
         # DRF hands the renderer the UUID object (PKOnlyObject(pk).pk), which writes it as
         # str(uuid): the string itself spares the encoder's Python fallback, same JSON.
         return lambda value, tz: str(value) if type(value) is uuid.UUID else value
-    if kind in TEXT_FIELDS:
-        return lambda value, tz: str(value)
-    if kind is drf_fields.UUIDField and field.uuid_format == "hex_verbose":
-        return lambda value, tz: str(value)
+    if kind in TEXT_FIELDS or (kind is drf_fields.UUIDField and field.uuid_format == "hex_verbose"):
+        return _text
     if kind is drf_fields.IntegerField:
         return lambda value, tz: int(value)
     if kind is drf_fields.FloatField:
@@ -315,12 +369,7 @@ def _nested_one(field) -> Reader:
 
 
 def _read_row(serializer_class, row, tz) -> dict:
-    result = {}
-    for name, reader in serializer_class._readers():
-        value = reader(None, row, tz)
-        if value is not SKIP:
-            result[name] = value
-    return result
+    return serializer_class._row_reader()(None, row, tz)
 
 
 def _through_drf_attribute(field):

@@ -83,6 +83,13 @@ def test_model_rows_in_any_time_zone_and_with_a_missing_relation(workspace, owne
     assert fast[0]["loud_action"] == "X.DONE"  # a custom field's own to_representation
 
 
+def test_none_in_model_columns(workspace):
+    entry = AuditLog(workspace=workspace, action=None, target_id=None, metadata=None)
+    fast, reference = both(AuditRowSerializer, [entry], many=True)
+    assert_same_rows(fast, reference)
+    assert fast[0]["action"] is None and fast[0]["created_at"] is None
+
+
 class PlainSerializer(FastReadMixin, serializers.Serializer):
     name = serializers.CharField()
     when = serializers.DateTimeField()
