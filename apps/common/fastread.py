@@ -38,7 +38,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 from rest_framework import fields as drf_fields
@@ -193,9 +193,46 @@ def compile_reader(field, serializer_class) -> Reader:
 
         read.column, read.convert = column, convert  # compile_row_reader inlines them
         return read
+    related = _related_column(field, serializer_class)
+    if related is not None:
+        return _related_value(field, *related, convert)
     if len(field.source_attrs) == 1 and not _is_model_serializer(serializer_class):
         return _plain_value(field, convert)
     return _through_drf(field)
+
+
+def _related_column(field, serializer_class) -> tuple[str, str] | None:
+    """(foreign key, column of the related row) for a `source="fk.column"` field."""
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None or len(field.source_attrs) != 2 or isinstance(field, relations.RelatedField):
+        return None
+    fk_name, column = field.source_attrs
+    try:
+        fk = model._meta.get_field(fk_name)
+        target = fk.related_model._meta.get_field(column) if fk.many_to_one else None
+    except FieldDoesNotExist:
+        return None
+    if target is None or fk_name != fk.name or not target.concrete or target.is_relation:
+        return None
+    return fk_name, target.attname
+
+
+def _related_value(field, fk_name, column, convert) -> Reader:
+    """A column of the row a foreign key points to (select_related it); no row there (a null
+    or dangling key) is DRF's business: its default, None or SkipField."""
+    by_drf = _through_drf(field)
+
+    def read(serializer, instance, tz):
+        try:
+            related = getattr(instance, fk_name)
+        except ObjectDoesNotExist:
+            related = None
+        if related is None:
+            return by_drf(serializer, instance, tz)
+        value = getattr(related, column)
+        return None if value is None else convert(value, tz)
+
+    return read
 
 
 def _is_model_serializer(serializer_class) -> bool:
@@ -272,6 +309,8 @@ def _converter(field) -> Callable[[Any, Any], Any] | None:
         )
     if kind is drf_fields.JSONField and not field.binary:
         return _identity
+    if kind in (drf_fields.DictField, drf_fields.ListField):
+        return _container(field)
     if kind is drf_fields.ChoiceField:
         return _choice(field)
     if kind is drf_fields.DateTimeField and _iso(field, api_settings.DATETIME_FORMAT):
@@ -280,6 +319,18 @@ def _converter(field) -> Callable[[Any, Any], Any] | None:
         to_representation = field.to_representation
         return lambda value, tz: to_representation(value)
     return None
+
+
+def _container(field):
+    """DictField / ListField of a child this module converts: DRF's loops, inlined."""
+    convert = _converter(field.child)
+    if convert is None:
+        return None
+    if isinstance(field, drf_fields.DictField):
+        return lambda value, tz: {
+            str(key): None if item is None else convert(item, tz) for key, item in value.items()
+        }
+    return lambda value, tz: [None if item is None else convert(item, tz) for item in value]
 
 
 def _iso(field, default_format) -> bool:

@@ -56,13 +56,14 @@ class Shout(serializers.CharField):
 
 class AuditRowSerializer(FastReadMixin, serializers.ModelSerializer):
     actor_email = serializers.EmailField(source="actor.email", default=None, read_only=True)
+    actor_name = serializers.CharField(source="actor.name", read_only=True)  # no actor: left out
     loud_action = Shout(source="action", read_only=True)
     request = serializers.SerializerMethodField()
     paris = serializers.DateTimeField(source="created_at", default_timezone=None, read_only=True)
 
     class Meta:
         model = AuditLog
-        fields = ["id", "created_at", "actor", "actor_email", "action", "loud_action",
+        fields = ["id", "created_at", "actor", "actor_email", "actor_name", "action", "loud_action",
                   "target_id", "metadata", "ip", "request", "paris"]  # fmt: skip
 
     def get_request(self, entry):
@@ -80,6 +81,7 @@ def test_model_rows_in_any_time_zone_and_with_a_missing_relation(workspace, owne
             assert_same_rows(fast, reference)
             assert fast[0]["request"] == zone  # the method runs with the caller's context
     assert fast[1]["actor_email"] is None and fast[0]["actor_email"] == owner.email
+    assert "actor_name" not in fast[1] and fast[0]["actor_name"] == owner.name
     assert fast[0]["loud_action"] == "X.DONE"  # a custom field's own to_representation
 
 
