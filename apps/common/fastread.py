@@ -10,20 +10,22 @@ fields, one reader per field — `(instance, time zone) -> value` — that repro
 field's DRF output for the values it knows and hands everything else to the template's own
 bound field, so the output is DRF's by construction:
 
-* a plain model column (`source` one concrete field of the serializer's model) is read with
-  `getattr`; a primary-key relation reads the `<name>_id` column, as DRF's pk-only
-  optimisation does;
+* a plain model column (`source` one concrete field of the serializer's model) is read in
+  line in one generated function per class (`compile_row_reader`: one call per row, not per
+  field); a primary-key relation reads the `<name>_id` column, as DRF's pk-only optimisation
+  does; `source="fk.column"` reads the column of the (select_related) row;
 * the value is converted as the exact field class would (CharField, UUIDField, IntegerField,
-  BooleanField, ChoiceField, JSONField, DateTimeField and DateField in ISO 8601), else by the
-  field's own `to_representation`;
+  FloatField, BooleanField, ChoiceField, JSONField, DateTimeField and DateField in ISO 8601,
+  Dict/ListFields of those), else by the field's own `to_representation`;
 * a SerializerMethodField calls the method of the serializer doing the work (its context);
 * a nested serializer (one, or `many=True`) that is itself a FastReadMixin without method
   fields reads its rows with its own readers (a prefetched relation from its cache); any
   other nested serializer goes through DRF;
 * a plain (non-model) serializer reads a dict's key or an object's attribute; anything
   unusual there (missing, callable, raising) is read again through DRF;
-* anything else (dotted sources, properties, defaults, custom fields) goes through the
-  template's bound field: `get_attribute`, the None check and `to_representation` of DRF.
+* anything else (properties, defaults, custom fields, a missing related row) goes through
+  the template's bound field: `get_attribute`, the None check and `to_representation` of DRF;
+* `many=True` gives a FastListSerializer: the current time zone is looked up once per list.
 
 Only for serializers whose fields do not depend on the request: field classes that need the
 context (hyperlinked relations, hidden fields) are refused when the readers are compiled.
