@@ -145,6 +145,19 @@ def make_templates(workspace, user) -> dict:
     }  # fmt: skip
 
 
+def reuse_fixtures(database_url: str):
+    """The owner's fresh JWT, the two workspaces and their row counts, from a filled database."""
+    from apps.accounts.models import User
+    from apps.accounts.services import issue_tokens
+    from apps.workspaces.models import Workspace
+
+    user = User.objects.get(email="bench@example.com")
+    workspaces = [Workspace.objects.get(name=name) for name in ("Bench", "Other")]
+    with psycopg.connect(database_url) as conn:
+        counts = [count_rows(conn, ws.pk) for ws in workspaces]
+    return workspaces, issue_tokens(user)["access"], counts[0], counts[1]
+
+
 def clone(conn, table: str, joins: str, where: str, overrides: dict[str, str], params) -> int:
     """INSERT INTO table SELECT <every column of the template row `t`, with `overrides`>."""
     columns = [
@@ -239,6 +252,10 @@ def fill(conn, workspace_id, template: dict, sizes: dict) -> dict:
                "created_at": "t.created_at - g * interval '1 s'",
                "updated_at": "t.created_at - g * interval '1 s'"},
               {**p, "first": first, "last": last})  # fmt: skip
+    return count_rows(conn, workspace_id)
+
+
+def count_rows(conn, workspace_id) -> dict:
     counts = {}
     for table in ("campaigns_campaign", "campaigns_campaigncontent", "notifications_occurrence",
                   "notifications_delivery", "notifications_notification", "common_auditlog",
@@ -376,6 +393,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--clients", type=int, default=8, help="client threads")
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the database a previous run filled (same sizes) instead of "
+                             "dropping and filling it again; only the measuring is repeated")  # fmt: skip
     args = parser.parse_args()
     if args.small:
         args.notifications, args.audit, args.events, args.devices = 100_000, 10**6, 10**6, 10**4
@@ -388,22 +408,29 @@ def main() -> None:
     env = django_env(database_url, "bench_lists_settings", BENCH_SETTINGS)
     log(f"database {urlsplit(database_url).path.lstrip('/')}, logs in {log_dir}")
 
-    recreate_database(database_url)
-    migrate(env)
-    setup_django()
-    # The fixtures' audit lines and the in-process requests' log lines are not the report.
-    logging.disable(logging.INFO)
-    _user, workspaces, templates, access = make_fixtures()
     sizes = {"campaigns": CAMPAIGNS, "notifications": args.notifications, "audit": args.audit,
              "events": args.events, "devices": args.devices}  # fmt: skip
     other = {k: max(2, v // 100) for k, v in sizes.items()}
-    log("filling ...")
-    started = time.perf_counter()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = fill(conn, workspaces[0].pk, templates[0], sizes)
-        rows_other = fill(conn, workspaces[1].pk, templates[1], other)
-        log(f"  filled in {time.perf_counter() - started:.0f} s; VACUUM ANALYZE ...")
-        conn.execute("VACUUM ANALYZE")
+    if args.reuse:
+        migrate(env)
+        setup_django()
+        logging.disable(logging.INFO)
+        workspaces, access, rows, rows_other = reuse_fixtures(database_url)
+        log("  reusing the filled database")
+    else:
+        recreate_database(database_url)
+        migrate(env)
+        setup_django()
+        # The fixtures' audit lines and the in-process requests' log lines are not the report.
+        logging.disable(logging.INFO)
+        _user, workspaces, templates, access = make_fixtures()
+        log("filling ...")
+        started = time.perf_counter()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            rows = fill(conn, workspaces[0].pk, templates[0], sizes)
+            rows_other = fill(conn, workspaces[1].pk, templates[1], other)
+            log(f"  filled in {time.perf_counter() - started:.0f} s; VACUUM ANALYZE ...")
+            conn.execute("VACUUM ANALYZE")
     log(f"  workspace: {rows}")
     log(f"  other workspace: {rows_other}")
 

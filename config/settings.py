@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.common.pagination.PageNumberPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["apps.common.filters.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "apps.common.schema.AutoSchema",
     "DEFAULT_METADATA_CLASS": "apps.common.metadata.Metadata",
     "EXCEPTION_HANDLER": "apps.common.exceptions.custom_exception_handler",

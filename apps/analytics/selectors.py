@@ -101,7 +101,12 @@ def cached(name: str, workspace_id, params: dict[str, Any], compute: Callable[[]
 # --- campaign stats ---------------------------------------------------------------------------
 def campaign_stats(*, workspace, campaign_id) -> dict[str, Any]:
     """Totals and per-content counts of one campaign of `workspace` (404 otherwise)."""
-    campaign = Campaign.objects.filter(workspace=workspace, pk=campaign_id).first()
+    # Only what _stats() reads: most requests are answered from the cache.
+    campaign = (
+        Campaign.objects.filter(workspace=workspace, pk=campaign_id)
+        .only("id", "workspace_id", "name", "status", "experiment_result")
+        .first()
+    )
     if campaign is None:
         raise NotFound("No such campaign.")
     return cached(

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from apps.analytics.models import IngestKey, Platform
 from apps.analytics.services import MAX_EVENTS_PER_REQUEST
+from apps.common.fastread import FastReadMixin
 
 
 # --- ingest keys ------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 # --- stats ------------------------------------------------------------------------------------
-class RatesSerializer(serializers.Serializer):
+class RatesSerializer(FastReadMixin, serializers.Serializer):
     failure_rate = serializers.FloatField(allow_null=True, help_text="failed / (sent + failed)")
     open_rate = serializers.FloatField(allow_null=True, help_text="opened / delivered")
     click_rate = serializers.FloatField(allow_null=True, help_text="clicked / delivered")
@@ -98,7 +99,7 @@ class RatesSerializer(serializers.Serializer):
     conversion_rate = serializers.FloatField(allow_null=True, help_text="conversions / delivered")
 
 
-class CountsSerializer(serializers.Serializer):
+class CountsSerializer(FastReadMixin, serializers.Serializer):
     sent = serializers.IntegerField(
         help_text="Notifications FCM accepted (one per content per run)."
     )
@@ -125,7 +126,7 @@ class ContentStatsSerializer(TotalsSerializer):
     deleted = serializers.BooleanField(help_text="The content was deleted after it was sent.")
 
 
-class CampaignStatsSerializer(serializers.Serializer):
+class CampaignStatsSerializer(FastReadMixin, serializers.Serializer):
     campaign_id = serializers.UUIDField()
     name = serializers.CharField()
     status = serializers.CharField()
@@ -171,7 +172,7 @@ class SeriesPointSerializer(CountsSerializer):
     local_start = serializers.CharField(help_text="The bucket's start in local time, ISO 8601.")
 
 
-class OverviewSerializer(serializers.Serializer):
+class OverviewSerializer(FastReadMixin, serializers.Serializer):
     totals = TotalsSerializer()
     series = SeriesPointSerializer(many=True)
     interval = serializers.CharField()

@@ -144,6 +144,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def refine_queryset(self, queryset):
+        if self.action == "jobs":
+            return queryset  # only the campaign's id is read: not its contents
         return selectors.campaigns_for_listing(queryset)
 
     def get_serializer_class(self):

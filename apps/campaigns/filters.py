@@ -42,7 +42,11 @@ class CampaignFilter(django_filters.FilterSet):
 
     @property
     def qs(self):
-        queryset = super().qs
-        # A stable order for pagination whatever was asked: ties broken by id.
+        return self.unfiltered(super().qs)
+
+    @staticmethod
+    def unfiltered(queryset):
+        """A stable order for pagination whatever was asked (the default -created_at): ties
+        broken by id. Also the whole answer to a request without filters (FilterBackend)."""
         ordering = list(queryset.query.order_by) or ["-created_at"]
         return queryset.order_by(*ordering, "-id")

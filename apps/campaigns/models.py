@@ -46,6 +46,11 @@ DELIVERY_OPTION_FIELDS = (
 )
 
 
+# Where campaigns_for_listing() leaves each campaign's contents (a plain list: a prefetch into
+# the related manager's cache builds one queryset per campaign, ~40 µs each).
+PREFETCHED_CONTENTS = "_prefetched_contents"
+
+
 class Campaign(SoftDeleteModel):
     """A push campaign: who receives it (one FCM topic or condition), what it says (ordered
     contents), how it is delivered, and when (a wall-clock anchor in an IANA zone, with an
@@ -146,6 +151,15 @@ class Campaign(SoftDeleteModel):
     @property
     def target(self) -> dict[str, str]:
         return {"topic": self.topic} if self.topic else {"condition": self.condition}
+
+    @property
+    def listed_contents(self) -> list["CampaignContent"]:
+        """The contents in position order: the list campaigns_for_listing() prefetched, else
+        one query."""
+        prefetched = getattr(self, PREFETCHED_CONTENTS, None)
+        if prefetched is not None:
+            return prefetched
+        return list(self.contents.order_by("position"))
 
 
 class CampaignContent(BaseModel):

@@ -15,6 +15,7 @@ from apps.campaigns.models import (
 )
 from apps.campaigns.services import MAX_CONTENTS
 from apps.campaigns.state_machine import allowed_transitions
+from apps.common.fastread import FastReadMixin
 from apps.common.languages import normalize_language
 from apps.common.serializers import (
     LocalTimeField,
@@ -69,7 +70,7 @@ class TranslationsField(serializers.DictField):
         return tags
 
 
-class ContentSerializer(serializers.ModelSerializer):
+class ContentSerializer(FastReadMixin, serializers.ModelSerializer):
     image_url = OptionalURLField()
     link = OptionalURLField()
     translations = serializers.DictField(
@@ -144,9 +145,9 @@ class ExperimentSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(FastReadMixin, serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
-    contents = ContentSerializer(many=True, read_only=True)
+    contents = ContentSerializer(many=True, read_only=True, source="listed_contents")
     allowed_transitions = serializers.SerializerMethodField()
     experiment = ExperimentSerializer(allow_null=True, read_only=True)
     experiment_result = serializers.JSONField(
@@ -352,7 +353,7 @@ class OccurrencesQuerySerializer(serializers.Serializer):
     )
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(FastReadMixin, serializers.ModelSerializer):
     """One delivery of an occurrence: where it goes, when, and what became of it."""
 
     occurrence_at = serializers.DateTimeField(source="occurrence.at", read_only=True)

@@ -6,6 +6,7 @@ from datetime import UTC, timedelta
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
 
 from apps.common.audit import about_campaign
 from apps.common.models import AuditLog
@@ -35,6 +36,39 @@ class DateTimeFilter(django_filters.IsoDateTimeFilter):
     """ISO 8601 with an offset (or Z); a time that cannot be stored is a 400, not a 500."""
 
     field_class = DateTimeField
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend (DEFAULT_FILTER_BACKENDS), without building the FilterSet and
+    its form on a request that names none of its filters — most list reads. With no data
+    every filter returns the queryset it is given (django-filter skips empty values), so the
+    answer is that queryset, or the FilterSet's own `unfiltered(queryset)` when its `qs` adds
+    something of its own (a FilterSet that changes `qs` without saying so always runs). A
+    parameter that starts with a filter's name (widgets add suffixes such as `_min`) goes
+    through the FilterSet, invalid values included."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None:
+            return queryset
+        names = tuple(filterset_class.base_filters)
+        if not any(param.startswith(names) for param in request.query_params):
+            unfiltered = self.unfiltered(filterset_class, queryset)
+            if unfiltered is not None:
+                return unfiltered
+        return super().filter_queryset(request, queryset, view)
+
+    @staticmethod
+    def unfiltered(filterset_class, queryset):
+        """What `filterset_class` answers with no data, or None if only running it tells."""
+        if hasattr(filterset_class, "unfiltered"):
+            return filterset_class.unfiltered(queryset)
+        plain = django_filters.FilterSet
+        if filterset_class.qs is not plain.qs or (
+            filterset_class.filter_queryset is not plain.filter_queryset
+        ):
+            return None
+        return queryset
 
 
 def add_aliases(filterset, aliases: dict[str, str]):

@@ -185,7 +185,8 @@ class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         for name in ("time_zone", "language"):
             if params.get(name):
                 queryset = queryset.filter(**{name: params[name]})
-        return queryset.order_by("-created_at", "id")
+        # The token's ciphertext and FCM's confirmed topics are never listed: not fetched.
+        return queryset.defer("encrypted_token", "subscribed").order_by("-created_at", "id")
 
 
 class AudienceTopicsView(WorkspaceScopedAPIView):

@@ -3,6 +3,7 @@ same rules, hand-written for speed); these describe them in the OpenAPI schema."
 
 from rest_framework import serializers
 
+from apps.common.fastread import FastReadMixin
 from apps.devices import topics
 from apps.devices.models import Device, DeviceStatus, Platform
 from apps.devices.services.registry import (
@@ -66,7 +67,7 @@ class RegisterResultSerializer(serializers.Serializer):
     errors = DeviceErrorSerializer(many=True)
 
 
-class DeviceListSerializer(serializers.ModelSerializer):
+class DeviceListSerializer(FastReadMixin, serializers.ModelSerializer):
     subscriptions = serializers.SerializerMethodField(
         help_text="`synced` when FCM confirmed every topic, `pending` while changes wait."
     )

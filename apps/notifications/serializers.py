@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
+from apps.common.fastread import FastReadMixin
 from apps.notifications.models import Notification
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(FastReadMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(
         source="delivery_id", read_only=True, help_text="Deprecated: the same as `delivery`."
     )

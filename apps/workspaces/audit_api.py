@@ -1,6 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
+from apps.common.fastread import FastReadMixin
 from apps.common.filters import AuditLogFilter
 from apps.common.models import AuditLog
 from apps.common.pagination import CursorPagination
@@ -8,7 +9,7 @@ from apps.workspaces.models import Role
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 
-class AuditLogSerializer(serializers.ModelSerializer):
+class AuditLogSerializer(FastReadMixin, serializers.ModelSerializer):
     actor_type = serializers.SerializerMethodField(
         help_text="`user` (a person, `actor`), `api_key` (a request made with an API key, "
         "`actor_api_key`) or `system` (the engine, tasks)."

@@ -1,0 +1,256 @@
+"""The fast read path (apps/common/fastread.py) against DRF's own output: the mechanism on
+awkward values, then every list and detail endpoint that uses it, on realistic rows, answered
+once with the fast path and once with DRF's `to_representation`: the same JSON, field for
+field."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+
+from apps.common import audit
+from apps.common.fastread import FastReadMixin, drf_output
+from apps.common.models import AuditLog
+from apps.notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_same_rows(fast, reference):
+    """Field for field first (a readable failure), then the whole rendered body."""
+    fast_rows = fast if isinstance(fast, list) else [fast]
+    reference_rows = reference if isinstance(reference, list) else [reference]
+    assert len(fast_rows) == len(reference_rows)
+    for fast_row, reference_row in zip(fast_rows, reference_rows, strict=True):
+        assert list(fast_row) == list(reference_row)  # same fields, same order
+        for name in reference_row:
+            assert as_json(fast_row[name]) == as_json(reference_row[name]), name
+    assert JSONRenderer().render(fast) == JSONRenderer().render(reference)
+
+
+def as_json(value) -> bytes:
+    return JSONRenderer().render(value)
+
+
+def both(serializer_class, instance, **kwargs):
+    fast = serializer_class(instance, **kwargs).data
+    with drf_output():
+        reference = serializer_class(instance, **kwargs).data
+    return fast, reference
+
+
+# --- the mechanism ------------------------------------------------------------------------------
+class Row:
+    """A plain object: nothing here is a model column, so every field goes through DRF."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+class Shout(serializers.CharField):
+    def to_representation(self, value):
+        return str(value).upper()
+
+
+class AuditRowSerializer(FastReadMixin, serializers.ModelSerializer):
+    actor_email = serializers.EmailField(source="actor.email", default=None, read_only=True)
+    actor_name = serializers.CharField(source="actor.name", read_only=True)  # no actor: left out
+    loud_action = Shout(source="action", read_only=True)
+    request = serializers.SerializerMethodField()
+    paris = serializers.DateTimeField(source="created_at", default_timezone=None, read_only=True)
+
+    class Meta:
+        model = AuditLog
+        fields = ["id", "created_at", "actor", "actor_email", "actor_name", "action", "loud_action",
+                  "target_id", "metadata", "ip", "request", "paris"]  # fmt: skip
+
+    def get_request(self, entry):
+        return self.context.get("marker")
+
+
+def test_model_rows_in_any_time_zone_and_with_a_missing_relation(workspace, owner):
+    by_owner = audit.record("x.done", actor=owner, workspace=workspace, target_id="1",
+                            metadata={"nested": [1, {"a": None}]})  # fmt: skip
+    by_nobody = audit.record("x.done", workspace=workspace, target_id="2")
+    rows = list(AuditLog.objects.filter(pk__in=[by_owner.pk, by_nobody.pk]).order_by("target_id"))
+    for zone in ("UTC", "Europe/Paris", "America/St_Johns"):
+        with timezone.override(zone):
+            fast, reference = both(AuditRowSerializer, rows, many=True, context={"marker": zone})
+            assert_same_rows(fast, reference)
+            assert fast[0]["request"] == zone  # the method runs with the caller's context
+    assert fast[1]["actor_email"] is None and fast[0]["actor_email"] == owner.email
+    assert "actor_name" not in fast[1] and fast[0]["actor_name"] == owner.name
+    assert fast[0]["loud_action"] == "X.DONE"  # a custom field's own to_representation
+
+
+def test_none_in_model_columns(workspace):
+    entry = AuditLog(workspace=workspace, action=None, target_id=None, metadata=None)
+    fast, reference = both(AuditRowSerializer, [entry], many=True)
+    assert_same_rows(fast, reference)
+    assert fast[0]["action"] is None and fast[0]["created_at"] is None
+
+
+class PlainSerializer(FastReadMixin, serializers.Serializer):
+    name = serializers.CharField()
+    when = serializers.DateTimeField()
+    day = serializers.DateField(required=False)
+    count = serializers.IntegerField()
+    flag = serializers.BooleanField()
+    choice = serializers.ChoiceField(choices=[("a", "A"), (1, "one")])
+    optional = serializers.CharField(required=False)
+    tags = serializers.ListField(child=serializers.CharField())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"name": "n", "when": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "count": 3,
+         "flag": True, "choice": "a", "tags": ["x", 1]},
+        # naive, with a microsecond-free time; a date; numbers and strings that DRF coerces
+        {"name": 5, "when": datetime(2026, 1, 2, 3, 4, 5), "day": datetime(2026, 1, 2).date(),
+         "count": "7", "flag": 0, "choice": 1, "tags": [], "optional": "here"},
+        {"name": "", "when": "2026-01-01T00:00:00Z", "count": 0, "flag": "false",
+         "choice": "", "tags": [None]},
+    ],
+)  # fmt: skip
+def test_plain_objects_and_coerced_values(values):
+    fast, reference = both(PlainSerializer, Row(**values))
+    assert_same_rows(fast, reference)
+    assert ("optional" in fast) == ("optional" in values)  # missing and not required: left out
+
+
+def test_a_subclass_reads_its_own_fields(workspace):
+    class Narrow(FastReadMixin, serializers.ModelSerializer):
+        class Meta:
+            model = AuditLog
+            fields = ["id", "action"]
+
+    class Wider(Narrow):
+        class Meta(Narrow.Meta):
+            fields = ["id", "action", "target_id"]
+
+    entry = audit.record("x.done", workspace=workspace, target_id="9")
+    assert list(Narrow(entry).data) == ["id", "action"]
+    assert list(Wider(entry).data) == ["id", "action", "target_id"]
+    assert_same_rows(*both(Wider, entry))
+
+
+def test_fields_that_need_the_request_are_refused():
+    class Linked(FastReadMixin, serializers.Serializer):
+        link = serializers.HyperlinkedIdentityField(view_name="anything")
+
+    with pytest.raises(TypeError, match="needs the request context"):
+        Linked(Row(pk=1)).data  # noqa: B018 (the read is the test)
+
+
+# --- the endpoints, on realistic rows ------------------------------------------------------------
+@pytest.fixture
+def filled(workspace, owner):
+    """Campaigns in several states and shapes, their deliveries and notifications (sent,
+    failed, content deleted), audit rows by a person, an API key and the engine, devices."""
+    from apps.campaigns import services as campaigns
+    from apps.devices.services.registry import register_one
+    from apps.integrations.firebase.testing import make_firebase_config
+    from apps.notifications.testing import make_delivery
+    from apps.workspaces.keys import ApiKeyPrincipal, create_api_key
+
+    make_firebase_config(workspace)
+    soon = (timezone.now() + timedelta(days=2)).replace(microsecond=0)
+    plain = campaigns.create_campaign(
+        workspace=workspace, actor=owner, name="Plain", topic="news",
+        contents=[{"title": "Hello", "subtitle": "World"}],
+    )  # fmt: skip
+    rich = campaigns.create_campaign(
+        workspace=workspace, actor=owner, name="Rich", description="All the options",
+        condition="'news' in topics && !('muted' in topics)",
+        contents=[
+            {"title": "A", "subtitle": "a", "image_url": "https://example.com/a.png",
+             "data": {"k": "v", "deep": "1"}, "link": "https://example.com/a",
+             "analytics_label": "a-label"},
+            {"title": "B", "subtitle": ""},
+        ],
+        scheduled_at=soon, timezone_name="Europe/Berlin", rrule="FREQ=DAILY;COUNT=5",
+        exclusion_dates=[soon.date() + timedelta(days=1)], catch_up_window_seconds=None,
+        priority="normal", ttl_seconds=600, collapse_key="sale", sound="default", badge=3,
+    )  # fmt: skip
+    tested = campaigns.create_campaign(
+        workspace=workspace, actor=owner, name="A/B", topic="news", scheduled_at=soon,
+        contents=[{"title": "One"}, {"title": "Two"}], experiment={"metric": "clicked"},
+    )  # fmt: skip
+    campaigns.schedule_campaign(campaign=plain, actor=owner, scheduled_at=soon)
+    delivered = make_delivery(rich, soon - timedelta(days=3), status="completed", attempts=2,
+                              finished_at=soon - timedelta(days=3), last_error="")  # fmt: skip
+    failed = make_delivery(rich, soon - timedelta(days=2), status="failed", attempts=5,
+                           last_error="UNAVAILABLE: try later")  # fmt: skip
+    first, second = rich.contents.order_by("position")
+    Notification.objects.bulk_create([
+        Notification(workspace=workspace, campaign=rich, delivery=delivered, content=first,
+                     position=0, title="A", body="a", status="sent",
+                     fcm_message_id="projects/p/messages/1", sent_at=soon - timedelta(days=3)),
+        Notification(workspace=workspace, campaign=rich, delivery=delivered, content=None,
+                     position=1, title="B", status="failed", error_code="INVALID_ARGUMENT",
+                     error_message="The message is not valid: \u00e9\u00e8 \"quoted\""),
+        Notification(workspace=workspace, campaign=rich, delivery=failed, content=second,
+                     position=1, title="B", status="pending"),
+    ])  # fmt: skip
+    issued = create_api_key(workspace=workspace, actor=owner, name="CI key",
+                            scopes=["campaigns:read"])  # fmt: skip
+    audit.record("campaign.updated", actor=ApiKeyPrincipal(issued.key), workspace=workspace,
+                 target=rich, metadata={"fields": ["name"]})  # fmt: skip
+    audit.record("engine.batch_settled", workspace=workspace, target_type="engine.batch",
+                 target_id="token", metadata={"counts": {"delivery.completed": 1}})  # fmt: skip
+    from apps.analytics.services.ingest import ingest_events
+    from apps.analytics.tests.factories import event, record_outcome
+
+    sent = Notification.objects.filter(status="sent").get()
+    record_outcome(sent, "sent", timezone.now() - timedelta(hours=1))
+    ingest_events(workspace_id=workspace.pk, payload={"events": [
+        event("e1", "delivered", notification_id=str(sent.pk), platform="ios"),
+        event("e2", "opened", notification_id=str(sent.pk), platform="ios"),
+        event("e3", "conversion:purchase", campaign_id=str(rich.pk)),
+    ]})  # fmt: skip
+    for token, platform in (("a", "android"), ("b", "ios")):
+        register_one(
+            workspace_id=workspace.pk,
+            payload={"token": f"{token * 8}:APA91b-test-token-0123456789", "platform": platform,
+                     "time_zone": "Europe/Lisbon", "language": "pt_BR", "app_version": "4.2",
+                     "topics": ["news", "sports"]},
+        )  # fmt: skip
+    return {"plain": plain, "rich": rich, "tested": tested}
+
+
+ENDPOINTS = [
+    "/api/v1/campaigns?page_size=50",
+    "/api/v1/campaigns/{rich}",
+    "/api/v1/campaigns/{plain}",
+    "/api/v1/campaigns/{tested}",
+    "/api/v1/notifications?page_size=50",
+    "/api/v1/notifications/{notification}",
+    "/api/v1/campaigns/{rich}/notifications?page_size=50",
+    "/api/v1/campaigns/{rich}/jobs?page_size=50",
+    "/api/v1/audit-logs?page_size=50",
+    "/api/v1/audience/devices?page_size=50",
+    "/api/v1/notifications?page_size=50&page=1",  # the deprecated page numbers
+    "/api/v1/campaigns/{rich}/stats",
+    "/api/v1/campaigns/{plain}/stats",
+    "/api/v1/analytics/overview",
+    "/api/v1/analytics/overview?interval=hour&timezone=America/St_Johns",
+]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_each_endpoint_answers_what_drf_answers(api, filled, path):
+    notification = Notification.objects.filter(error_code="INVALID_ARGUMENT").get()
+    url = path.format(notification=notification.pk, **{k: c.pk for k, c in filled.items()})
+    fast = api.get(url)
+    with drf_output():
+        reference = api.get(url)
+    assert fast.status_code == reference.status_code == 200, fast.content
+    fast_body, reference_body = fast.json(), reference.json()
+    if "results" in reference_body:
+        assert len(reference_body["results"]) >= 2  # rows of several shapes were compared
+        assert_same_rows(fast_body.pop("results"), reference_body.pop("results"))
+    assert fast_body == reference_body
+    assert fast.content == reference.content
