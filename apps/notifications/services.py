@@ -40,7 +40,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.analytics.rollups import record_notification_outcomes
@@ -136,6 +137,7 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
         queued.update(
             status=DeliveryStatus.RUNNING,
             started_at=now,
+            first_started_at=Coalesce("first_started_at", Value(now)),
             lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
             attempts=F("attempts") + 1,
             updated_at=now,
@@ -216,6 +218,9 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
     def new_rows(skip=frozenset()):
         return [
             Notification(
+                # Every attempt's rows get the same key: the (delivery, content, created_at)
+                # uniqueness that a racing superseded worker meets, and one partition.
+                created_at=run.delivery.first_started_at,
                 workspace_id=run.delivery.workspace_id,
                 campaign_id=run.delivery.campaign_id,
                 delivery=run.delivery,
