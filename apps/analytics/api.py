@@ -74,8 +74,9 @@ class EventIngestView(OutsideRequestTransaction, IdempotentMixin, APIView):
         "`X-Workspace-ID` (the key names the workspace).\n\n"
         "1 to 1000 events per request. Each is validated on its own: invalid ones are "
         "counted in `rejected` and described in `errors`, valid ones are stored and counted "
-        "at once; an event id already received for this workspace counts as a duplicate and "
-        "changes nothing, so a batch can safely be retried. A missing, unknown or revoked "
+        "at once; an event already received for this workspace (the same id and "
+        "`occurred_at`) counts as a duplicate and changes nothing, so a batch can safely be "
+        "retried unchanged; an id repeated inside one batch counts once. A missing, unknown or revoked "
         "key: 401. Bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key, shared by "
         "every installation of the app (429 THROTTLED).",
         request=EventBatchSerializer,
