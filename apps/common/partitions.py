@@ -39,7 +39,7 @@ PARTITIONED = {
     "notifications_notification": "created_at",
     "common_auditlog": "created_at",
 }
-LOCK_TIMEOUT = "2s"
+LOCK_TIMEOUT = "1s"
 _BOUND = re.compile(r"FOR VALUES FROM \((.+)\) TO \((.+)\)")
 
 
@@ -168,8 +168,9 @@ def _create_day(table: str, key: str, day: datetime, default: str | None) -> Non
             "INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         )
         if default:
-            # Held to the commit: no new row of this day can slip into DEFAULT meanwhile.
-            cursor.execute(f"LOCK TABLE {quote(default)} IN SHARE ROW EXCLUSIVE MODE")
+            # What ATTACH takes anyway, taken first (no upgrade) and held to the commit: no
+            # new row of this day can slip into DEFAULT meanwhile.
+            cursor.execute(f"LOCK TABLE {quote(default)} IN ACCESS EXCLUSIVE MODE")
             cursor.execute(
                 f"WITH moved AS (DELETE FROM {quote(default)} "  # noqa: S608
                 f"WHERE {quote(key)} >= %s AND {quote(key)} < %s RETURNING *) "

@@ -277,7 +277,7 @@ def _delete_batch(kind: Kind, queryset, batch_size: int) -> int:
 def periodic() -> list[TableReport] | None:
     """The dispatcher's hourly task: the coming days' partitions, then one bounded run.
     None when another run holds the lock (it does the work)."""
-    with _only_one_run() as mine:
+    with only_one_run(wait=False) as mine:
         if not mine:
             logger.info("retention_skipped", detail="another run is under way")
             return None
@@ -286,13 +286,18 @@ def periodic() -> list[TableReport] | None:
 
 
 @contextlib.contextmanager
-def _only_one_run():
+def only_one_run(*, wait: bool):
+    """Yields whether this process holds the run lock (PostgreSQL: a session advisory lock;
+    `wait`: until the run under way ends). Two runs would make the same partitions."""
     if connection.vendor != "postgresql":
         yield True  # the embedded mode has a single dispatcher
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK])
-        mine = cursor.fetchone()[0]
+        if wait:
+            cursor.execute("SELECT pg_advisory_lock(%s), true", [RUN_LOCK])
+        else:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK])
+        mine = cursor.fetchone()[-1]
     try:
         yield mine
     finally:

@@ -36,9 +36,10 @@ class Command(BaseCommand):
                 .exists()
             ):
                 raise CommandError(f"No workspace {workspace}.")
-        if not dry_run:
-            partitions.ensure_partitions(settings.PARTITION_DAYS_AHEAD)
-        reports = retention.apply(workspace_id=workspace, dry_run=dry_run)
+        with retention.only_one_run(wait=True):  # after a periodic run under way, if any
+            if not dry_run:
+                partitions.ensure_partitions(settings.PARTITION_DAYS_AHEAD)
+            reports = retention.apply(workspace_id=workspace, dry_run=dry_run)
         verb = "would delete" if dry_run else "deleted"
         for report in reports:
             dropped = ", ".join(report.dropped) or "none"
