@@ -184,16 +184,24 @@ def _create_day(table: str, key: str, day: datetime, default: str | None) -> Non
         )
 
 
-def drop_expired(table: str, before: datetime) -> list[str]:
-    """DETACH and DROP every partition of `table` wholly before `before` (upper bound at or
-    before it); returns their names. Stops at the first lock not granted in time."""
+def wholly_before(table: str, before: datetime) -> list[Partition]:
+    """The partitions of `table` whose every row is before `before` (upper bound at or
+    before it): none on a plain table."""
     if not is_partitioned(table):
         return []
+    return [
+        p
+        for p in partitions(table)
+        if not p.is_default and p.upper is not None and p.upper <= before
+    ]
+
+
+def drop_expired(table: str, before: datetime) -> list[str]:
+    """DETACH and DROP every partition of `table` wholly before `before`; returns their
+    names. Stops at the first lock not granted in time."""
     quote = connection.ops.quote_name
     dropped = []
-    for partition in partitions(table):
-        if partition.is_default or partition.upper is None or partition.upper > before:
-            continue
+    for partition in wholly_before(table, before):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")

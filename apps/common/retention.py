@@ -219,7 +219,7 @@ def apply(
         if workspace_id is None and groups:
             horizon = min(group.cutoff for group in groups)
             if dry_run:
-                report.dropped = [p.name for p in _partitions_below(table, horizon)]
+                report.dropped = [p.name for p in partitions.wholly_before(table, horizon)]
             else:
                 report.dropped = partitions.drop_expired(table, horizon)
         for group in groups:
@@ -242,16 +242,6 @@ def apply(
                         finished=report.finished, dry_run=dry_run)  # fmt: skip
         reports.append(report)
     return reports
-
-
-def _partitions_below(table: str, horizon: datetime):
-    if not partitions.is_partitioned(table):
-        return []
-    return [
-        p
-        for p in partitions.partitions(table)
-        if not p.is_default and p.upper is not None and p.upper <= horizon
-    ]
 
 
 def _delete_batch(kind: Kind, queryset, batch_size: int) -> int:
