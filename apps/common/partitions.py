@@ -3,7 +3,7 @@
 Each table in PARTITIONED is RANGE-partitioned on its time key by UTC day:
 
     <table>_pYYYYMMDD   [day, day + 1)
-    <table>_before      [MINVALUE, first day)  made by the conversion, for the oldest rows
+    <table>_before      [MINVALUE, conversion day)  made by the conversion: the rows it found
     <table>_default     DEFAULT: a safety net, so an insert never fails when maintenance is
                         late; ensure_partitions moves its rows into their day's partition
 
@@ -229,10 +229,11 @@ def partition_table(table: str, *, days_ahead: int = 7, now: datetime | None = N
     for name, kind, definition in constraints:
         if kind == "u" and key not in _columns(definition):
             raise ValueError(f"{table}.{name} must include {key} to be partitioned")
+    # Every existing row goes to one `before` partition (dropped once the longest window has
+    # passed today): a day each for a year of history would be ~365 partitions for every
+    # statement to plan until retention reached them.
+    first = today
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT min({quote(key)}) FROM {quote(table)}")  # noqa: S608
-        oldest = cursor.fetchone()[0]
-        first = min(today, start_of_day(oldest)) if oldest else today
         staged = f"{table}__partitioned"
         cursor.execute(
             f"CREATE TABLE {quote(staged)} (LIKE {quote(table)} INCLUDING DEFAULTS "

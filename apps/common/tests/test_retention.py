@@ -79,8 +79,14 @@ def test_exactly_the_rows_before_each_cutoff_go(workspace, delivery):
         rows_at(workspace, delivery, cut[kind] - US, f"{kind}-expired")
         rows_at(workspace, delivery, cut[kind], f"{kind}-at-cutoff")
 
+    for tag, at in (("system-expired", cut["audit"] - US), ("system-kept", cut["audit"])):
+        entry = AuditLog.objects.create(workspace=None, action="test.system", target_id=tag)
+        AuditLog.objects.filter(pk=entry.pk).update(created_at=at)  # no workspace: the default
+
     reports = by_kind(retention.apply(now=now))
 
+    system = AuditLog.objects.filter(action="test.system").values_list("target_id", flat=True)
+    assert list(system) == ["system-kept"]
     # Each table dropped its own expired row; the other tables' rows of that time are
     # younger than their windows (events and notifications share 90 days, audit 365).
     left = kept(workspace)
@@ -93,7 +99,7 @@ def test_exactly_the_rows_before_each_cutoff_go(workspace, delivery):
     }  # fmt: skip
     # Events and notifications also lost the rows made a year ago for the audit case.
     assert {k: r.deleted for k, r in reports.items()} == {
-        "events": 4, "notifications": 4, "audit": 1
+        "events": 4, "notifications": 4, "audit": 2
     }  # fmt: skip
     assert all(r.finished for r in reports.values())
     assert EventRollup.objects.count() == 0  # nothing here was rolled up; nothing was made
