@@ -119,8 +119,8 @@ class CursorPagination(pagination.BasePagination):
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
             value = parse_datetime(data["k"])
             pk = uuid.UUID(data["i"]) if by_id else data["i"]
-            if not by_id and not (isinstance(pk, str) and len(pk) <= 255):
-                raise ValueError
+            if not by_id and not (isinstance(pk, str) and len(pk) <= 255 and "\x00" not in pk):
+                raise ValueError  # (PostgreSQL refuses NUL in text)
             backwards = data["b"]
             if value is None or value.tzinfo is None or not isinstance(backwards, bool):
                 raise ValueError

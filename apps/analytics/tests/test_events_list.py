@@ -108,6 +108,9 @@ def test_another_workspace_sees_only_its_own_events(
         base64.urlsafe_b64encode(
             json.dumps({"k": timezone.now().isoformat(), "i": ["x"], "b": False}).encode()
         ).decode(),
+        base64.urlsafe_b64encode(
+            json.dumps({"k": timezone.now().isoformat(), "i": "a\u0000b", "b": False}).encode()
+        ).decode(),
     ],
 )
 def test_a_bad_cursor_is_a_400(api, cursor):
