@@ -485,7 +485,7 @@ RETENTION_NOTIFICATIONS_DAYS = env_int("RETENTION_NOTIFICATIONS_DAYS", 90)
 RETENTION_AUDIT_DAYS = env_int("RETENTION_AUDIT_DAYS", 365)
 # The dispatcher enqueues one bounded retention run this often; a run deletes at most
 # RETENTION_MAX_BATCHES batches of RETENTION_BATCH_SIZE rows per table (each batch its own
-# short transaction) and makes the daily partitions of the next PARTITION_DAYS_AHEAD days.
+# short transaction) and makes the partitions of the next PARTITION_DAYS_AHEAD days.
 RETENTION_INTERVAL_SECONDS = float(env("RETENTION_INTERVAL_SECONDS", "3600"))
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
 RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 100)

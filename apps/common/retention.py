@@ -8,7 +8,7 @@ notifications and audit rows (audit rows of no workspace follow the default).
 
 A run, per table:
 1. the drop horizon is the oldest cutoff of all workspaces (the longest window, the default
-   included): on PostgreSQL every daily partition wholly before it is dropped — no row in
+   included): on PostgreSQL every partition wholly before it is dropped — no row in
    it is kept by anyone (apps.common.partitions);
 2. then each group of workspaces sharing a cutoff has its rows older than the cutoff
    deleted in batches of RETENTION_BATCH_SIZE, each batch its own short transaction (the

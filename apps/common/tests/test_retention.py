@@ -281,32 +281,35 @@ def partition_of(table, where, params):
 
 
 @on_postgresql
-def test_the_tables_are_partitioned_by_day(db):
+def test_the_tables_are_partitioned_by_day_or_week(db):
     today = partitions.start_of_day(timezone.now())
+    monday = today - timedelta(days=today.weekday())
+    assert partitions.span_start("common_auditlog", today + timedelta(hours=5)) == monday
+    assert partitions.span_start("notifications_notification", today + timedelta(hours=5)) == today
     for table in partitions.PARTITIONED:
         assert partitions.is_partitioned(table)
         names = partition_names(table)
         assert {f"{table}_before", f"{table}_default"} <= names
-        assert partitions.day_name(table, today.date()) in names
-        assert partitions.day_name(table, (today + timedelta(days=7)).date()) in names
+        assert partitions.partition_name(table, today) in names
+        assert partitions.partition_name(table, today + timedelta(days=7)) in names
 
 
 @on_postgresql
 def test_whole_expired_days_are_dropped_not_deleted(workspace, delivery, settings):
-    """Forty days from now with 32-day windows: every partition made today is wholly
+    """Sixty days from now with 32-day windows: every partition made today is wholly
     expired, so it is dropped; a row at the cutoff (in DEFAULT: no partition covers it yet)
     stays."""
     settings.RETENTION_EVENTS_DAYS = settings.RETENTION_NOTIFICATIONS_DAYS = 32
     settings.RETENTION_AUDIT_DAYS = 32
     today = partitions.start_of_day(timezone.now())
-    future = today + timedelta(days=40)
+    future = today + timedelta(days=60)
     cut = future - timedelta(days=32)
     rows_at(workspace, delivery, today + timedelta(days=2, hours=3), "expired")
     rows_at(workspace, delivery, cut, "kept")
     made = {
         table: partition_names(table) - {f"{table}_default"} for table in partitions.PARTITIONED
     }
-    day = partitions.day_name("analytics_analyticsevent", (today + timedelta(days=2)).date())
+    day = partitions.partition_name("analytics_analyticsevent", today + timedelta(days=2))
     assert partition_of("analytics_analyticsevent", "event_id = %s", ["expired"]) == [day]
 
     reports = by_kind(retention.apply(now=future))
@@ -316,7 +319,7 @@ def test_whole_expired_days_are_dropped_not_deleted(workspace, delivery, setting
                         ("audit", "common_auditlog")]:  # fmt: skip
         report = reports[kind]
         assert report.deleted == 0, kind  # nothing deleted row by row
-        assert {f"{table}_before", partitions.day_name(table, today.date())} <= made[table]
+        assert {f"{table}_before", partitions.partition_name(table, today)} <= made[table]
         assert set(report.dropped) == made[table]
         assert partition_names(table) == {f"{table}_default"}  # pg_inherits
     assert kept(workspace) == {"events": {"kept"}, "notifications": {"kept"}, "audit": {"kept"}}
@@ -332,11 +335,11 @@ def test_new_days_are_made_and_rows_waiting_in_default_move_in(workspace, delive
 
     created = partitions.ensure_partitions(10)
 
-    days = [partitions.day_name(table, (today + timedelta(days=d)).date()) for d in (8, 9, 10)]
+    days = [partitions.partition_name(table, today + timedelta(days=d)) for d in (8, 9, 10)]
     assert created[table] == days
     assert partition_of(table, "event_id = %s", ["late"]) == [days[-1]]
     assert partition_of("notifications_notification", "title = %s", ["late"]) == [
-        partitions.day_name("notifications_notification", late.date())
+        partitions.partition_name("notifications_notification", late)
     ]
     assert partitions.ensure_partitions(10) == {}  # nothing left to make
 

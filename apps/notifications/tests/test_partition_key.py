@@ -35,7 +35,7 @@ def test_every_attempt_keys_the_rows_by_the_first_start(scheduled, run_until_set
                 "WHERE delivery_id = %s",
                 [delivery.pk],
             )
-            day = partitions.day_name("notifications_notification", delivery.first_started_at)
+            day = partitions.partition_name("notifications_notification", delivery.first_started_at)
             assert cursor.fetchall() == [(day,)]
 
 
