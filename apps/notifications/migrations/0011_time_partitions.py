@@ -1,4 +1,3 @@
-
 import django.utils.timezone
 from django.db import migrations, models
 from django.db.models.functions import Coalesce
