@@ -475,6 +475,21 @@ ROLLUP_COMPACT_INTERVAL_SECONDS = float(env("ROLLUP_COMPACT_INTERVAL_SECONDS", "
 INGEST_KEY_CACHE_SECONDS = env_int(
     "INGEST_KEY_CACHE_SECONDS", 5
 )  # key lookups (revocation delay with local caches)
+# --- Retention (README "Retention") ---------------------------------------------------------
+# Default windows in whole days; a workspace may set its own (GET|PUT /retention). A row is
+# expired when its time key is before the start of today (UTC) minus the window. Events and
+# notifications are kept at least EVENTS_MAX_AGE_DAYS + 2 days: ingestion accepts events that
+# old and links them to notifications, so neither may already be gone.
+RETENTION_EVENTS_DAYS = env_int("RETENTION_EVENTS_DAYS", 90)
+RETENTION_NOTIFICATIONS_DAYS = env_int("RETENTION_NOTIFICATIONS_DAYS", 90)
+RETENTION_AUDIT_DAYS = env_int("RETENTION_AUDIT_DAYS", 365)
+# The dispatcher enqueues one bounded retention run this often; a run deletes at most
+# RETENTION_MAX_BATCHES batches of RETENTION_BATCH_SIZE rows per table (each batch its own
+# short transaction) and makes the partitions of the next PARTITION_DAYS_AHEAD days.
+RETENTION_INTERVAL_SECONDS = float(env("RETENTION_INTERVAL_SECONDS", "3600"))
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
+RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 100)
+PARTITION_DAYS_AHEAD = env_int("PARTITION_DAYS_AHEAD", 7)
 # --- API keys -------------------------------------------------------------------------------
 # How long a rotated API key's previous secret keeps working (then 401).
 API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)

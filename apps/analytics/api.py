@@ -27,7 +27,8 @@ from apps.analytics.authentication import (
     IngestKeyAuthentication,
     IngestKeyThrottle,
 )
-from apps.analytics.models import IngestKey
+from apps.analytics.filters import AnalyticsEventFilter
+from apps.analytics.models import AnalyticsEvent, IngestKey
 from apps.analytics.serializers import (
     CampaignAnalyticsSerializer,
     CampaignStatsSerializer,
@@ -38,10 +39,12 @@ from apps.analytics.serializers import (
     IngestResultSerializer,
     OverviewQuerySerializer,
     OverviewSerializer,
+    StoredEventSerializer,
 )
 from apps.campaigns.models import Campaign, CampaignStatus
 from apps.common.errors import ValidationFailed
 from apps.common.idempotency import IdempotentMixin
+from apps.common.pagination import CursorPagination
 from apps.common.serializers import ErrorSerializer
 from apps.common.transactions import OutsideRequestTransaction
 from apps.workspaces.models import Role
@@ -71,8 +74,9 @@ class EventIngestView(OutsideRequestTransaction, IdempotentMixin, APIView):
         "`X-Workspace-ID` (the key names the workspace).\n\n"
         "1 to 1000 events per request. Each is validated on its own: invalid ones are "
         "counted in `rejected` and described in `errors`, valid ones are stored and counted "
-        "at once; an event id already received for this workspace counts as a duplicate and "
-        "changes nothing, so a batch can safely be retried. A missing, unknown or revoked "
+        "at once; an event already received for this workspace (the same id and "
+        "`occurred_at`) counts as a duplicate and changes nothing, so a batch can safely be "
+        "retried unchanged; an id repeated inside one batch counts once. A missing, unknown or revoked "
         "key: 401. Bodies over 1 MiB: 413 PAYLOAD_TOO_LARGE. Throttled per key, shared by "
         "every installation of the app (429 THROTTLED).",
         request=EventBatchSerializer,
@@ -124,6 +128,36 @@ class EventIngestView(OutsideRequestTransaction, IdempotentMixin, APIView):
             "errors": result.errors,
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+# --- raw events -------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="List raw events",
+        description="The events apps reported (POST /events), newest `occurred_at` first, "
+        "as stored: the app's event id, type, time, the notification, campaign and content "
+        "they concern, platform and properties, and when PushPilot received them. Filter by "
+        "`type`, `campaign`, `notification` and time (`occurred_from`, at or after; "
+        "`occurred_to`, before). Cursor pages (see Pagination). Raw events are kept for the "
+        "workspace's retention window (GET /retention); stats come from rollups, which are "
+        "kept longer. Members and above, or an API key with `analytics:read`.",
+    )
+)
+class AnalyticsEventViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+    """The workspace's raw events. Pages walk the (workspace, occurred_at, event_id) unique
+    index: event_id, unique within an instant, is the cursor's tie-breaker."""
+
+    api_key_scopes = {"GET": "analytics:read"}
+    queryset = AnalyticsEvent.objects.all()
+    serializer_class = StoredEventSerializer
+    filterset_class = AnalyticsEventFilter
+    pagination_class = CursorPagination
+    cursor_field = "occurred_at"
+    cursor_tiebreaker = "event_id"
+    http_method_names = ["get", "head", "options"]
+
+    def refine_queryset(self, queryset):
+        return queryset.order_by("-occurred_at", "-event_id")
 
 
 # --- ingest keys ------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from apps.common import bulk as common_bulk
 #    workspace's id is unknown, exactly like an id that does not exist. A notification fills
 #    in its campaign and content.
 # 2. `accepted`: the first valid event of each id in the batch (batch order).
-# 3. `new`: inserted in event id order (C collation: the same order for every concurrent
-#    batch, so two batches sharing ids take the unique-index locks in the same order and
-#    wait for each other instead of deadlocking); RETURNING lists only rows that were
-#    inserted, never the conflicting ones.
+# 3. `new`: inserted in (event id, occurred_at) order (C collation: the same order for every
+#    concurrent batch, so two batches sharing events take the unique-index locks in the same
+#    order and wait for each other instead of deadlocking); an event already stored is the
+#    same id at the same occurred_at (the unique index holds the partition key, see
+#    AnalyticsEvent); RETURNING lists only rows that were inserted, never the conflicting ones.
 # 4. `counted`: the new rows' hourly buckets, grouped in the database and upserted in key
 #    order into one shard of each (C collation again: two batches that share a shard of
 #    their buckets queue instead of deadlocking; see EventRollup for the shards).
@@ -63,8 +64,8 @@ WITH input AS (
     SELECT gen_random_uuid(), %(now)s, %(now)s, %(workspace)s, event_id, type,
            notification_id, campaign_id, content_id, occurred_at, platform, properties::jsonb
     FROM accepted
-    ORDER BY event_id
-    ON CONFLICT (workspace_id, event_id) DO NOTHING
+    ORDER BY event_id, occurred_at
+    ON CONFLICT (workspace_id, occurred_at, event_id) DO NOTHING
     RETURNING type, campaign_id, content_id, occurred_at
 ), buckets AS (
     SELECT coalesce(campaign_id, %(nil)s) AS campaign_id,

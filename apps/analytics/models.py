@@ -59,8 +59,8 @@ class Platform(models.TextChoices):
 
 
 class AnalyticsEvent(BaseModel):
-    """One event reported by an app. Unique per (workspace, client event id): a client that
-    retries a batch cannot count anything twice.
+    """One event reported by an app. Unique per (workspace, occurred_at, client event id): a
+    client that retries a batch (the same events, unchanged) cannot count anything twice.
 
     Campaign, content and notification are plain ids, not foreign keys: this is a high-volume
     append-only log, checked against the workspace when ingested, that must not be touched
@@ -84,8 +84,13 @@ class AnalyticsEvent(BaseModel):
 
     class Meta:
         constraints = [
-            # Also the index every query of this table starts with (workspace first).
-            models.UniqueConstraint(fields=["workspace", "event_id"], name="event_ws_client_id"),
+            # An event is identified by its client id and occurred_at (a retry resends both
+            # unchanged): on PostgreSQL the table is partitioned by day of occurred_at, and a
+            # unique index must hold the partition key. Also the index every query of this
+            # table starts with: per-workspace time ranges and the events list.
+            models.UniqueConstraint(
+                fields=["workspace", "occurred_at", "event_id"], name="event_ws_occurred_client_id"
+            ),
         ]
 
     def __str__(self) -> str:

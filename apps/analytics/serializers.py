@@ -3,7 +3,7 @@ per event); EventSerializer/EventBatchSerializer document the same rules for Ope
 
 from rest_framework import serializers
 
-from apps.analytics.models import IngestKey, Platform
+from apps.analytics.models import AnalyticsEvent, IngestKey, Platform
 from apps.analytics.services import MAX_EVENTS_PER_REQUEST
 from apps.common.fastread import FastReadMixin
 
@@ -183,3 +183,25 @@ class OverviewSerializer(FastReadMixin, serializers.Serializer):
         fields["from"] = serializers.DateTimeField(help_text="Start of the first bucket.")
         fields["to"] = serializers.DateTimeField(help_text="End of the last bucket.")
         return fields
+
+
+class StoredEventSerializer(serializers.ModelSerializer):
+    """One stored event as the app reported it (ids resolved), for GET /analytics/events."""
+
+    id = serializers.CharField(source="event_id", help_text="The app's event id.")
+    received_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = AnalyticsEvent
+        fields = [
+            "id",
+            "type",
+            "occurred_at",
+            "notification_id",
+            "campaign_id",
+            "content_id",
+            "platform",
+            "properties",
+            "received_at",
+        ]
+        read_only_fields = fields

@@ -15,6 +15,11 @@ urlpatterns = [
         api.CampaignAnalyticsViewSet.as_view({"get": "list"}),
         name="analytics-campaigns",
     ),
+    path(
+        "analytics/events",
+        api.AnalyticsEventViewSet.as_view({"get": "list"}),
+        name="analytics-events",
+    ),
     path("analytics/overview", api.OverviewView.as_view(), name="analytics-overview"),
     path(
         "campaigns/<uuid:campaign_id>/stats",

@@ -91,12 +91,15 @@ def update_rows(
     rows: Sequence[Sequence],
     *,
     where: Mapping[str, Any] | None = None,
+    between: Mapping[str, tuple[Any, Any]] | None = None,
     returning: Sequence[str] = (),
 ) -> list[tuple]:
     """Set each row's values: `names[0]` is the key (usually "id") that picks the row, the
     other names are the fields it sets. Only rows that also match `where` (field -> value,
-    equality) change. Returns the RETURNING values (`returning` field names) of the rows
-    that changed, converted to Python values."""
+    equality) and `between` (field -> (low, high), inclusive: on a partitioned table, bounds
+    on its key let the statement visit only the partitions they cover) change. Returns the
+    RETURNING values (`returning` field names) of the rows that changed, converted to
+    Python values."""
     if not rows:
         return []
     meta = model._meta
@@ -108,6 +111,10 @@ def update_rows(
     conditions = [f"{table}.{quote(key.column)} = v.{quote(key.column)}"]
     where_fields = [(meta.get_field(name), value) for name, value in (where or {}).items()]
     conditions += [f"{table}.{quote(field.column)} = %s" for field, _ in where_fields]
+    for name, (low, high) in (between or {}).items():
+        field = meta.get_field(name)
+        conditions.append(f"{table}.{quote(field.column)} BETWEEN %s AND %s")
+        where_fields += [(field, low), (field, high)]
     returned = [meta.get_field(name) for name in returning]
     tail = " AND ".join(conditions)
     if returned:

@@ -134,3 +134,25 @@ class IdempotencyRecord(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"
+
+
+class RetentionPolicy(BaseModel):
+    """A workspace's own retention windows (README "Retention"), in whole days; a null
+    field, or no row at all, means the default from settings (RETENTION_*_DAYS). Written
+    by apps.common.retention; read by its runs. Rollups have no window: they are kept."""
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="retention_policy"
+    )
+    events_days = models.PositiveIntegerField(null=True, blank=True)
+    notifications_days = models.PositiveIntegerField(null=True, blank=True)
+    audit_days = models.PositiveIntegerField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return f"retention policy of {self.workspace_id}"

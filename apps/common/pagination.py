@@ -25,7 +25,8 @@ class CursorPagination(pagination.BasePagination):
     """Keyset pages over an append-only collection, newest first: `?cursor=&page_size=`.
 
     The cursor is base64 of the boundary row's ordering key — `(view.cursor_field, id)`, id
-    breaking ties between rows of the same instant — and a direction. A page is "rows
+    breaking ties between rows of the same instant (or `view.cursor_tiebreaker`, a unique
+    text field, where the index holds that one instead) — and a direction. A page is "rows
     strictly after the key" in (field desc, id desc) order, so rows inserted meanwhile (newer
     ones, or ones sharing the boundary's instant) can neither shift nor repeat what follows,
     unlike an offset. No COUNT(*): with the (workspace|parent, field, id) index a page is one
@@ -45,26 +46,27 @@ class CursorPagination(pagination.BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         self.field = getattr(view, "cursor_field", "created_at")
-        queryset = queryset.order_by(f"-{self.field}", "-id")
+        self.tiebreaker = tie = getattr(view, "cursor_tiebreaker", "id")
+        queryset = queryset.order_by(f"-{self.field}", f"-{tie}")
         self.legacy = None
         if self.legacy_query_param in request.query_params:
             self.legacy = PageNumberPagination()
             return self.legacy.paginate_queryset(queryset, request, view)
         self.size = self._page_size(request)
         raw = request.query_params.get(self.cursor_query_param)
-        backwards, key = self.decode(raw) if raw else (False, None)
+        backwards, key = self.decode(raw, by_id=tie == "id") if raw else (False, None)
         if key is not None:
             value, pk = key
             f = self.field
             if backwards:
                 # Rows newer than the key, nearest first (ascending), flipped afterwards.
                 queryset = queryset.filter(**{f"{f}__gte": value})
-                queryset = queryset.filter(Q(**{f"{f}__gt": value}) | Q(id__gt=pk))
-                queryset = queryset.order_by(f, "id")
+                queryset = queryset.filter(Q(**{f"{f}__gt": value}) | Q(**{f"{tie}__gt": pk}))
+                queryset = queryset.order_by(f, tie)
             else:
                 # The redundant `<=` bound keeps it a range scan of the composite index.
                 queryset = queryset.filter(**{f"{f}__lte": value})
-                queryset = queryset.filter(Q(**{f"{f}__lt": value}) | Q(id__lt=pk))
+                queryset = queryset.filter(Q(**{f"{f}__lt": value}) | Q(**{f"{tie}__lt": pk}))
         rows = list(queryset[: self.size + 1])
         more = len(rows) > self.size
         rows = rows[: self.size]
@@ -98,7 +100,9 @@ class CursorPagination(pagination.BasePagination):
         url = self.request.build_absolute_uri()
         url = remove_query_param(url, self.legacy_query_param)
         return replace_query_param(
-            url, self.cursor_query_param, self.encode(getattr(row, self.field), row.pk, backwards)
+            url,
+            self.cursor_query_param,
+            self.encode(getattr(row, self.field), getattr(row, self.tiebreaker), backwards),
         )
 
     @staticmethod
@@ -107,13 +111,16 @@ class CursorPagination(pagination.BasePagination):
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @staticmethod
-    def decode(cursor: str):
-        """(backwards, (value, id)); anything not made by `encode` is a 400 naming `cursor`."""
+    def decode(cursor: str, *, by_id: bool = True):
+        """(backwards, (value, tie-breaker)); anything not made by `encode` is a 400 naming
+        `cursor`. The tie-breaker is a UUID `id`, or (`by_id=False`) a short text."""
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
             value = parse_datetime(data["k"])
-            pk = uuid.UUID(data["i"])
+            pk = uuid.UUID(data["i"]) if by_id else data["i"]
+            if not by_id and not (isinstance(pk, str) and len(pk) <= 255 and "\x00" not in pk):
+                raise ValueError  # (PostgreSQL refuses NUL in text)
             backwards = data["b"]
             if value is None or value.tzinfo is None or not isinstance(backwards, bool):
                 raise ValueError

@@ -48,6 +48,7 @@ from apps.campaigns import services as campaigns
 from apps.common import bulk, idempotency
 from apps.common.logging import get_logger
 from apps.common.retry import backoff
+from apps.common.tasks import apply_retention as retention_task
 from apps.devices import services as devices
 from apps.notifications import planning, policies
 from apps.notifications.metrics import (
@@ -379,6 +380,10 @@ def _now_and_then(timers: dict[str, float], name: str) -> None:
     if clock >= timers.setdefault("webhooks", 0.0):  # webhook deliveries lost or due again
         webhooks.sweep()
         timers["webhooks"] = clock + settings.WEBHOOK_SWEEP_SECONDS
+    if clock >= timers.setdefault("retention", 0.0):
+        # A worker runs it (bounded, one at a time): the loop itself never waits on it.
+        timers["retention"] = clock + settings.RETENTION_INTERVAL_SECONDS
+        retention_task.delay()
     if clock >= timers["beat"]:
         beat(name)
         timers["beat"] = clock + HEARTBEAT_INTERVAL_SECONDS

@@ -6,12 +6,14 @@
 
 Exactly once per (campaign, occurrence, slice, content) is held by the database: an
 occurrence is unique per (campaign, at), a delivery per (occurrence, slice), a notification
-per (delivery, content). Every write to these tables is made by apps.notifications
+per (delivery, content) (with its created_at, which is fixed per delivery: on PostgreSQL the
+table is partitioned by day of created_at, apps.common.partitions). Every write to these tables is made by apps.notifications
 (planning, dispatcher, engine); other apps call those modules.
 """
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.common.models import BaseModel
 
@@ -116,6 +118,9 @@ class Delivery(BaseModel):
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The first start, kept across retries: every notification of the delivery is created at
+    # this instant, so all attempts agree on the partition key of its rows (see Notification).
+    first_started_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -188,8 +193,10 @@ class Notification(BaseModel):
     """
 
     # As for deliveries: each outcome rewrites every index entry, so no index repeats another's
-    # prefix (the foreign keys' own, created_at's).
-    created_at = models.DateTimeField(auto_now_add=True)
+    # prefix (the foreign keys' own, created_at's). The engine sets it to the delivery's
+    # first_started_at (not the insert's clock): on PostgreSQL it is the partition key and part
+    # of the (delivery, content) uniqueness, so every attempt must write the same value.
+    created_at = models.DateTimeField(default=timezone.now)
     workspace = models.ForeignKey(
         "workspaces.Workspace",
         on_delete=models.CASCADE,
@@ -224,8 +231,10 @@ class Notification(BaseModel):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            # created_at: a unique index of a partitioned table must hold the partition key;
+            # it is one value per delivery, so this is still one row per (delivery, content).
             models.UniqueConstraint(
-                fields=["delivery", "content"], name="notification_delivery_content"
+                fields=["delivery", "content", "created_at"], name="notification_delivery_content"
             ),
             models.CheckConstraint(
                 condition=Q(status__in=NotificationStatus.values), name="notification_status_valid"

@@ -40,7 +40,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.analytics.rollups import record_notification_outcomes
@@ -112,6 +113,24 @@ class Batch:
     before: dict  # delivery id -> {"sent": n, "failed": n} recorded by earlier attempts
     recorded: set = field(default_factory=set)  # notifications whose outcome is written
 
+    @property
+    def keys(self) -> tuple[datetime, datetime] | None:
+        return _created_between([run.delivery for run in self.runs], self.started_at)
+
+
+def _created_between(deliveries, now: datetime) -> tuple[datetime, datetime] | None:
+    """Bounds of the created_at of these deliveries' notifications: from their earliest
+    first start (rows made before that column existed follow it) to `now`. Every statement
+    that finds notifications by id or delivery carries them: on PostgreSQL the table is
+    partitioned by created_at, and constant bounds let it plan only the partitions they
+    cover (one over ~100 daily partitions costs ~5 ms to plan, where the work is ~0.1 ms)."""
+    starts = [d.first_started_at for d in deliveries if d.first_started_at is not None]
+    return (min(starts), now) if starts else None
+
+
+def _within(keys: tuple[datetime, datetime] | None) -> dict:
+    return {"created_at__range": keys} if keys else {}
+
 
 def run_batch(token: str, delivery_ids: list[str]) -> dict[str, int]:
     """Run one claimed batch; returns how many deliveries ended how (for logs and tests)."""
@@ -136,6 +155,7 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
         queued.update(
             status=DeliveryStatus.RUNNING,
             started_at=now,
+            first_started_at=Coalesce("first_started_at", Value(now)),
             lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
             attempts=F("attempts") + 1,
             updated_at=now,
@@ -167,7 +187,7 @@ def _start(token: uuid.UUID, ids: list[str], now: datetime) -> Batch | None:
         )
         _take_notifications(token, runs, now)
         if finished:
-            _finish_unsent(token, finished, now)
+            _finish_unsent(token, finished, now, _created_between(deliveries, now))
             campaigns.settle({delivery.campaign_id for delivery, *_ in finished}, now=now)
     return Batch(token, now, runs, accounts, before=_tallies(runs))
 
@@ -216,6 +236,9 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
     def new_rows(skip=frozenset()):
         return [
             Notification(
+                # Every attempt's rows get the same key: the (delivery, content, created_at)
+                # uniqueness that a racing superseded worker meets, and one partition.
+                created_at=run.delivery.first_started_at,
                 workspace_id=run.delivery.workspace_id,
                 campaign_id=run.delivery.campaign_id,
                 delivery=run.delivery,
@@ -249,15 +272,16 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
         rows = Notification.objects.bulk_create(new_rows())
     else:
         ids = [run.delivery.pk for run in runs]
+        keys = _created_between([run.delivery for run in runs], now)
         existing = set(
-            Notification.objects.filter(delivery_id__in=ids).values_list(
+            Notification.objects.filter(delivery_id__in=ids, **_within(keys)).values_list(
                 "delivery_id", "content_id"
             )
         )
         # A superseded worker racing this one may make some rows too: taken over below.
         Notification.objects.bulk_create(new_rows(existing), ignore_conflicts=True)
-        owned = {pk for pk, _ in _take_over_unsent(token, ids, now)}
-        rows = Notification.objects.filter(pk__in=owned).order_by("position")
+        owned = {pk for pk, _ in _take_over_unsent(token, ids, now, keys)}
+        rows = Notification.objects.filter(pk__in=owned, **_within(keys)).order_by("position")
     contents = {content.pk: content for group in by_campaign.values() for content in group}
     by_delivery = {run.delivery.pk: run for run in runs}
     for notification in rows:
@@ -265,16 +289,17 @@ def _take_notifications(token: uuid.UUID, runs: list[Run], now: datetime) -> Non
         by_delivery[notification.delivery_id].notifications.append(notification)
 
 
-def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime) -> None:
+def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime, keys) -> None:
     """Deliveries that end without sending, as (delivery, status, code, reason): their unsent
     notifications (whichever attempt left them) fail with the same reason, and each delivery
     is audited."""
     why = {delivery.pk: (status, code, reason) for delivery, status, code, reason in finished}
-    unsent = _take_over_unsent(token, list(why), now)
+    unsent = _take_over_unsent(token, list(why), now, keys)
     _write_outcomes(
         token,
         [(pk, Outcome("failed", code=why[d][1], message=why[d][2])) for pk, d in unsent],
         now,
+        keys,
     )
     bulk.update_rows(
         Delivery,
@@ -296,15 +321,19 @@ def _finish_unsent(token: uuid.UUID, finished: list[tuple], now: datetime) -> No
         logger.info("delivery_not_sent", delivery_id=str(delivery.pk), reason=reason)
 
 
-def _take_over_unsent(token: uuid.UUID, delivery_ids, now: datetime) -> list[tuple]:
+def _take_over_unsent(token: uuid.UUID, delivery_ids, now: datetime, keys) -> list[tuple]:
     """(notification id, delivery id) of the deliveries' unsent notifications, now owned by
-    this token and marked sending (the caller owns the deliveries)."""
-    Notification.objects.filter(delivery_id__in=delivery_ids).exclude(
+    this token and marked sending (the caller owns the deliveries); `keys`: their
+    created_at bounds (_created_between)."""
+    Notification.objects.filter(delivery_id__in=delivery_ids, **_within(keys)).exclude(
         status__in=FINAL_NOTIFICATION_STATUSES
     ).update(status=NotificationStatus.SENDING, claim_token=token, updated_at=now)
     return list(
         Notification.objects.filter(
-            delivery_id__in=delivery_ids, claim_token=token, status=NotificationStatus.SENDING
+            delivery_id__in=delivery_ids,
+            claim_token=token,
+            status=NotificationStatus.SENDING,
+            **_within(keys),
         ).values_list("pk", "delivery_id")
     )
 
@@ -404,7 +433,7 @@ class _Hold:
             ]
             if settled:
                 with transaction.atomic():
-                    _write_outcomes(self.batch.token, settled, timezone.now())
+                    _write_outcomes(self.batch.token, settled, timezone.now(), self.batch.keys)
                 self.batch.recorded.update(pk for pk, _ in settled)
         except (OperationalError, InterfaceError):
             close_old_connections()  # not now: the final record writes them
@@ -457,11 +486,15 @@ def _record_outcomes(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> dict[s
             if o.status in FINAL_OUTCOMES and pk not in batch.recorded
         ],
         now,
+        batch.keys,
     )
     unsent = [pk for s in settled for pk, o in s.outcomes.items() if o.status not in FINAL_OUTCOMES]
     if unsent:  # a later attempt sends them
         Notification.objects.filter(
-            pk__in=unsent, claim_token=batch.token, status=NotificationStatus.SENDING
+            pk__in=unsent,
+            claim_token=batch.token,
+            status=NotificationStatus.SENDING,
+            **_within(batch.keys),
         ).update(status=NotificationStatus.PENDING, updated_at=now)
     changed = bulk.update_rows(
         Delivery,
@@ -566,15 +599,19 @@ def _settle(run: Run, outcomes: dict, before: dict[str, int], now: datetime) -> 
 def _tallies(runs: list[Run]) -> dict[uuid.UUID, dict[str, int]]:
     """Sent and failed notifications per delivery, recorded by earlier attempts."""
     tallies = {run.delivery.pk: {"sent": 0, "failed": 0} for run in runs}
-    retried = [run.delivery.pk for run in runs if run.delivery.attempts > 1]
+    retried = [run.delivery for run in runs if run.delivery.attempts > 1]
+    if not retried:
+        return tallies
     for delivery_id, status in Notification.objects.filter(
-        delivery_id__in=retried, status__in=FINAL_NOTIFICATION_STATUSES
+        delivery_id__in=[delivery.pk for delivery in retried],
+        status__in=FINAL_NOTIFICATION_STATUSES,
+        **_within(_created_between(retried, timezone.now())),
     ).values_list("delivery_id", "status"):
         tallies[delivery_id][status] += 1
     return tallies
 
 
-def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]], now) -> None:
+def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]], now, keys) -> None:
     """Sent and failed notifications, with their rollups and metrics, in one statement for
     the rows and one for the rollups. Only rows this token owns, still sending, change."""
     rows = [
@@ -591,6 +628,7 @@ def _write_outcomes(token: uuid.UUID, outcomes: list[tuple[uuid.UUID, Outcome]],
          "claim_token", "updated_at"),
         rows,
         where={"claim_token": token, "status": NotificationStatus.SENDING},
+        between={"created_at": keys} if keys else None,
         returning=("workspace", "campaign", "content", "status", "error_code"),
     )  # fmt: skip
     record_notification_outcomes(((w, c, content, s) for w, c, content, s, _ in changed), now)

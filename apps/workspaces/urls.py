@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.workspaces import api, api_keys_api
+from apps.workspaces import api, api_keys_api, retention_api
 
 members = api.MemberViewSet.as_view({"get": "list"})
 member = api.MemberViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -22,6 +22,7 @@ urlpatterns = [
     path("api-keys", api_keys, name="api-key-list"),
     path("api-keys/<uuid:api_key_id>", api_key, name="api-key-detail"),
     path("api-keys/<uuid:api_key_id>/rotate", api_key_rotate, name="api-key-rotate"),
+    path("retention", retention_api.RetentionPolicyView.as_view(), name="retention-policy"),
     path(
         "invitations/<str:token>/accept",
         api.InvitationAcceptView.as_view(),

@@ -371,7 +371,7 @@ def _insert(workspace_id, events: list[_Event], now: datetime) -> set[str]:
         AnalyticsEvent,
         EVENT_COLUMNS,
         rows,
-        conflict=("workspace", "event_id"),
+        conflict=("workspace", "occurred_at", "event_id"),
         on_conflict="NOTHING",
         returning="event_id",
     )

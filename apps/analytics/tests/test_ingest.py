@@ -27,12 +27,14 @@ def post(client, events):
 
 
 def test_a_batch_is_accepted_and_duplicates_are_ignored(app, workspace):
-    first = post(app, [event("e1"), event("e2", "clicked"), event("e3", "delivered")])
+    e1, e2 = event("e1"), event("e2", "clicked")
+    first = post(app, [e1, e2, event("e3", "delivered")])
     assert first.status_code == 202, first.content
     assert first.json() == {"accepted": 3, "duplicates": 0, "rejected": 0, "errors": []}
 
-    # The app retries the batch with one new event and one repeated inside the batch.
-    again = post(app, [event("e1"), event("e2", "clicked"), event("e4"), event("e4")])
+    # The app retries events unchanged (an event is its id and occurred_at), with one new
+    # event and one repeated inside the batch (an id counts once per batch).
+    again = post(app, [e1, e2, event("e4"), event("e4")])
     assert again.json() == {"accepted": 1, "duplicates": 3, "rejected": 0, "errors": []}
     assert sorted(AnalyticsEvent.objects.values_list("event_id", flat=True)) == [
         "e1", "e2", "e3", "e4",

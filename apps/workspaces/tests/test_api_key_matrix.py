@@ -52,6 +52,7 @@ REFUSES_API_KEYS = {
     "campaign-approve": "an approval is an admin's decision",
     "campaign-reject": "an approval is an admin's decision",
     "send-policy": "the workspace's send policies are its admins' settings",
+    "retention-policy": "the workspace's retention windows are its admins' settings",
     "webhook-endpoint-list": "webhook endpoints carry signing secrets (admins)",
     "webhook-endpoint-detail": "webhook endpoints carry signing secrets (admins)",
     "webhook-endpoint-deliveries": "part of managing webhook endpoints (admins)",

@@ -4,6 +4,11 @@
 
 For notifications sent before rollups existed, or to repair after a manual data fix. Sent
 notifications count in the hour of `sent_at`, failed ones in the hour they last changed.
+
+Only buckets whose raw rows are all still there are rebuilt: from the workspace's retention
+cutoff on (apps.common.retention.raw_complete_since; the later of the events' cutoff and
+the notifications' plus a day). Older buckets are kept as they are — their raw rows are
+gone, and the rollups are what keeps their counts.
 Safe while apps keep reporting: on PostgreSQL the rollup table is locked (EXCLUSIVE) for
 the rebuild, so a concurrent batch either committed before (and is recomputed here) or
 increments after the rebuild commits; on SQLite writers are serialised anyway.
@@ -18,6 +23,7 @@ from django.db.models.functions import TruncHour
 
 from apps.analytics import rollups
 from apps.analytics.models import AnalyticsEvent, EventRollup
+from apps.common import retention
 from apps.notifications.models import Notification, NotificationStatus
 from apps.workspaces.models import Workspace
 
@@ -42,16 +48,19 @@ class Command(BaseCommand):
         self.stdout.write(f"Rebuilt {total} rollup buckets.")
 
 
-def rebuild(workspace_id) -> int:
+def rebuild(workspace_id, since=None) -> int:
+    """Recompute the workspace's buckets from `since` (default: where its raw rows are
+    complete); returns how many buckets it wrote."""
+    since = since or retention.raw_complete_since(workspace_id)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             table = connection.ops.quote_name(EventRollup._meta.db_table)
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
-        EventRollup.objects.filter(workspace_id=workspace_id).delete()
+        EventRollup.objects.filter(workspace_id=workspace_id, bucket__gte=since).delete()
         counts: Counter = Counter()
         events = (
-            AnalyticsEvent.objects.filter(workspace_id=workspace_id)
+            AnalyticsEvent.objects.filter(workspace_id=workspace_id, occurred_at__gte=since)
             .annotate(hour=TruncHour("occurred_at"))
             .values_list("campaign_id", "content_id", "type", "hour")
             .annotate(n=Count("pk"))
@@ -63,12 +72,15 @@ def rebuild(workspace_id) -> int:
             Notification.objects.filter(
                 workspace_id=workspace_id,
                 status__in=[NotificationStatus.SENT, NotificationStatus.FAILED],
+                updated_at__gte=since,  # settled at or after `since` (sent_at <= updated_at)
             )
             .values_list("campaign_id", "content_id", "status", "sent_at", "updated_at")
             .iterator()
         )
         for campaign_id, content_id, status, sent_at, updated_at in outcomes:
             at = sent_at if status == NotificationStatus.SENT and sent_at else updated_at
+            if rollups.hour_of(at) < since:
+                continue  # counted in a bucket before `since`, which is kept
             counts[rollups.bucket_key(workspace_id, campaign_id, content_id, status, at)] += 1
         items = list(counts.items())
         for start in range(0, len(items), CHUNK):
