@@ -106,10 +106,10 @@ def test_another_workspace_sees_only_its_own_events(
         "not-base64!",
         base64.urlsafe_b64encode(b'{"k": "yesterday", "i": "x", "b": false}').decode(),
         base64.urlsafe_b64encode(
-            json.dumps({"k": timezone.now().isoformat(), "i": ["x"], "b": False}).encode()
+            json.dumps({"k": "2026-01-01T00:00:00+00:00", "i": ["x"], "b": False}).encode()
         ).decode(),
         base64.urlsafe_b64encode(
-            json.dumps({"k": timezone.now().isoformat(), "i": "a\u0000b", "b": False}).encode()
+            json.dumps({"k": "2026-01-01T00:00:00+00:00", "i": "a\u0000b", "b": False}).encode()
         ).decode(),
     ],
 )
