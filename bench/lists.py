@@ -344,12 +344,14 @@ def endpoints(base_url: str, headers: dict, campaign_id) -> list[tuple[str, str]
         ("audit-logs 50", "/api/v1/audit-logs?page_size=50"),
         ("audit-logs 50 page 50", "/api/v1/audit-logs?page_size=50&page=50"),
         ("devices 50", "/api/v1/audience/devices?page_size=50"),
+        ("events 50", "/api/v1/analytics/events?page_size=50"),
         ("analytics overview", "/api/v1/analytics/overview"),
         ("campaign stats", f"{c}/stats"),
     ]
     for name, path in [("notifications 50", "/api/v1/notifications?page_size=50"),
                        ("audit-logs 50", "/api/v1/audit-logs?page_size=50"),
-                       ("devices 50", "/api/v1/audience/devices?page_size=50")]:  # fmt: skip
+                       ("devices 50", "/api/v1/audience/devices?page_size=50"),
+                       ("events 50", "/api/v1/analytics/events?page_size=50")]:  # fmt: skip
         reached, kind = follow_next(base_url, headers, path, 3)
         rows.append((f"{name} 4th page via next ({kind})", reached))
     return rows
