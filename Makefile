@@ -41,10 +41,10 @@ demo-account: $(STAMP)
 compose-env:
 	$(PYTHON) scripts/compose_env.py
 
-# One pytest worker per core, at most 4 (most tests wait on real processes, not the CPU);
-# each worker has its own test database and Redis database (conftest.py).
+# One pytest worker per core, at most 4; each has its own test database and Redis database,
+# and the tests that start real processes share one worker (conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
 
 # The real processes end to end, through HTTP only (uses DATABASE_URL / REDIS_URL if set).
 smoke: $(STAMP)

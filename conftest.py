@@ -125,9 +125,17 @@ def member_api(client_for, make_user, add_member, workspace):
 # --- real infrastructure: PostgreSQL-only tests and a real Celery worker ------------------------
 def pytest_collection_modifyitems(config, items):
     """`postgres` tests need PostgreSQL. Locally on SQLite they are skipped with the reason;
-    in CI (CI=true) a missing PostgreSQL is a failure, never a silent skip."""
+    in CI (CI=true) a missing PostgreSQL is a failure, never a silent skip.
+
+    Under `pytest -n N --dist loadgroup` (make test) the tests that start real processes all
+    run on one xdist worker, one at a time as when serial: their timeouts were measured
+    alone, and two bursts of real workers racing for two cores would be a test of the
+    machine, not of the code."""
     import os
 
+    for item in items:
+        if "real_processes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("real_processes"))
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         return
     for item in items:

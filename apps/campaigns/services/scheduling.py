@@ -244,11 +244,11 @@ def _enter_scheduled(campaign, actor, fields, schedule, first, now, *, reason) -
     planning.plan(campaign, now=now)
     # The workspace's frequency cap, over the plan (a refusal rolls the schedule back).
     policy_services.check_frequency_cap(campaign, schedule, first=first.utc)
-    policy = selectors.send_policy_of(campaign)
-    if policy is not None and policy.has_quiet_hours:
-        # Quiet hours may have moved the first run, or skipped every delivery planned.
-        settle([campaign.pk], now=now)
-        campaign.refresh_from_db(fields=["status", "next_run_at", "last_run_at", "updated_at"])
+    # The next run is the plan's earliest unsent delivery, which may not be `first`: quiet
+    # hours may have moved or skipped it, and a rescheduled recurring campaign's occurrences
+    # sent before are not planned again.
+    settle([campaign.pk], now=now)
+    campaign.refresh_from_db(fields=["status", "next_run_at", "last_run_at", "updated_at"])
     logger.info("campaign_scheduled", campaign_id=str(campaign.pk), run_at=first.utc.isoformat())
     return campaign
 

@@ -231,6 +231,24 @@ def test_unschedule_then_reschedule_at_the_same_time(connected, make_campaign, o
     assert len(pending_deliveries(campaign)) == 1
 
 
+def test_a_rescheduled_recurring_campaign_runs_next_at_its_first_unsent_delivery(
+    connected, make_campaign, owner, tomorrow
+):
+    """Found by the state machine: its first occurrence was sent (early, as a worker claiming
+    ahead may), then unscheduled and scheduled again at the same start — that occurrence is
+    not planned again, so the next run is the second one, not the start."""
+    campaign = make_campaign(scheduled_at=tomorrow, rrule="FREQ=DAILY;COUNT=3")
+    services.schedule_campaign(campaign=campaign, actor=owner)
+    first = pending_deliveries(campaign)[0]
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.COMPLETED)
+    services.unschedule_campaign(campaign=campaign, actor=owner)
+    campaign = services.schedule_campaign(campaign=campaign, actor=owner)
+    waiting = pending_deliveries(campaign)
+    assert waiting[0].run_at == first.run_at + timedelta(days=1)
+    assert Campaign.objects.get(pk=campaign.pk).next_run_at == waiting[0].run_at
+    assert campaign.next_run_at == waiting[0].run_at
+
+
 def test_cancel_cancels_pending_deliveries_in_the_same_transaction(
     connected, make_campaign, owner, tomorrow
 ):

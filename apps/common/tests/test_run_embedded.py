@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux: prctl")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux: prctl"),
+    pytest.mark.xdist_group("real_processes"),  # a whole stack: with the other real processes
+]
 
 
 def _free_port() -> int:
