@@ -107,7 +107,7 @@ def pytest_collection_modifyitems(config, items):
     in CI (CI=true) a missing PostgreSQL is a failure, never a silent skip."""
     import os
 
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if settings.USES_POSTGRES:
         return
     for item in items:
         if "postgres" in item.keywords:
