@@ -136,7 +136,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "real_processes" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("real_processes"))
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if settings.USES_POSTGRES:
         return
     for item in items:
         if "postgres" in item.keywords:

@@ -19,7 +19,9 @@ It serves with gunicorn as shipped (config.wsgi, gunicorn.conf.py; the issue's m
 2 workers x 4 threads, 8 clients) with DEBUG off, and measures for `--seconds` each, with
 `--clients` threads (one keep-alive httpx client each, the owner's JWT and X-Workspace-ID):
 GET /me (the baseline, measured first and last, the mean is the baseline), then each endpoint
--> req/s, p50/p95 and the ratio to /me. Targets: ratio >= 0.5 and p95 <= 50 ms.
+-> req/s, p50/p95 and the ratio to /me. Targets: ratio >= 0.5 and p95 <= 50 ms. Also shown,
+without a verdict: the gunicorn workers' CPU per request ("cpu ms"), which other processes'
+load moves far less than req/s.
 
 Paging works with page numbers and with cursors: the "next page" rows follow the `next` link
 of the first page a few times and measure the page reached (page 4), whatever its form; the
@@ -270,6 +272,29 @@ def count_rows(conn, workspace_id) -> dict:
 
 
 # --- measuring --------------------------------------------------------------------------------
+def child_pids(parent: int) -> list[int]:
+    """The gunicorn workers: the master's children (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids` (every thread), from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def hammer(base_url: str, headers: dict, path: str, seconds: float, clients: int) -> dict:
     """`clients` threads GET `path` in a loop for `seconds`; every answer must be a 200."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -456,7 +481,16 @@ def main() -> None:
         log(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
             f"clients, {args.seconds:g} s per endpoint")  # fmt: skip
         rows_to_measure = endpoints(server.base_url, headers, campaign_id)
-        measure = lambda path: hammer(server.base_url, headers, path, args.seconds, args.clients)  # noqa: E731
+        workers = child_pids(server.process.pid)
+
+        def measure(path: str) -> dict:
+            # Extra information, no verdict: the workers' CPU per request barely moves with
+            # other processes' load, unlike req/s on a shared machine.
+            before = cpu_seconds(workers)
+            result = hammer(server.base_url, headers, path, args.seconds, args.clients)
+            result["server_cpu_ms"] = (cpu_seconds(workers) - before) / result["requests"] * 1000
+            return result
+
         me_first = measure("/api/v1/me")
         log(f"  /me: {me_first['req_per_s']:.0f} req/s")
         results = {}
@@ -473,9 +507,10 @@ def main() -> None:
     print()
     print(f"GET /api/v1/me: {me_first['req_per_s']:.0f} req/s first, {me_last['req_per_s']:.0f} "
           f"last (baseline {me:.0f}); p50 {me_first['p50_ms']:.1f} ms, "
-          f"p95 {me_first['p95_ms']:.1f} ms")  # fmt: skip
+          f"p95 {me_first['p95_ms']:.1f} ms; server CPU {me_first['server_cpu_ms']:.2f} / "
+          f"{me_last['server_cpu_ms']:.2f} ms per request")  # fmt: skip
     header = (f"{'endpoint':<44} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'ratio':>6} "
-              f"{'queries 5/50':>13}  verdict")  # fmt: skip
+              f"{'queries 5/50':>13} {'cpu ms':>7}  verdict")  # fmt: skip
     print(header)
     print("-" * len(header))
     verdicts = {}
@@ -487,7 +522,8 @@ def main() -> None:
         misses = [m for m, bad in (("ratio", r["ratio"] < TARGET_RATIO),
                                    ("p95", r["p95_ms"] > TARGET_P95_MS)) if bad]  # fmt: skip
         print(f"{name:<44} {r['req_per_s']:>7.0f} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} "
-              f"{r['ratio']:>6.2f} {'/'.join(map(str, counts[name])):>13}  "
+              f"{r['ratio']:>6.2f} {'/'.join(map(str, counts[name])):>13} "
+              f"{r['server_cpu_ms']:>7.2f}  "
               f"{'pass' if ok else 'MISS ' + ', '.join(misses)}")  # fmt: skip
     summary = {
         "sizes": {"workspace": rows, "other_workspace": rows_other},

@@ -124,6 +124,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 USES_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if USES_POSTGRES:
+    # Django's backend with psycopg's C date-time parser (apps/common/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "apps.common.postgresql"
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", "")

@@ -1,3 +1,5 @@
+from operator import attrgetter
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -46,9 +48,58 @@ DELIVERY_OPTION_FIELDS = (
 )
 
 
-# Where campaigns_for_listing() leaves each campaign's contents (a plain list: a prefetch into
-# the related manager's cache builds one queryset per campaign, ~40 µs each).
+# Where campaigns_for_listing() leaves each campaign's contents (a plain list, see
+# ListedContents).
 PREFETCHED_CONTENTS = "_prefetched_contents"
+
+
+class ListedContents:
+    """`campaign.listed_contents`: the campaign's contents in position order, for reading
+    (the API's representation), as rows of all their columns — named tuples, read like the
+    model's attributes (`row.title`, `row.campaign_id`) — not model instances.
+
+    Prefetched for a page by `Prefetch("listed_contents", to_attr=PREFETCHED_CONTENTS)`
+    (campaigns_for_listing): one query for the page, through Django's prefetch protocol
+    (`get_prefetch_querysets`). Rows instead of instances, and no related manager, because a
+    page of 50 campaigns has ~100 contents: building them as instances and prefetching them
+    into the manager cost ~2.2 ms of CPU, the rows ~0.8 ms. Whatever changes contents uses the
+    model (`campaign.contents`)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, campaign, owner=None):
+        if campaign is None:
+            return self
+        rows = campaign.__dict__.get(PREFETCHED_CONTENTS)
+        if rows is None:  # not prefetched: one query
+            rows = list(content_rows([campaign.pk]))
+        return rows
+
+    def is_cached(self, campaign) -> bool:
+        return PREFETCHED_CONTENTS in campaign.__dict__
+
+    def get_prefetch_querysets(self, instances, querysets=None):
+        if querysets:
+            raise ValueError("listed_contents is prefetched without a queryset.")
+        return (
+            content_rows([campaign.pk for campaign in instances]),
+            attrgetter("campaign_id"),  # a row's campaign ...
+            attrgetter("pk"),  # ... matched with the campaign's key
+            False,  # many rows per campaign
+            PREFETCHED_CONTENTS,
+            False,
+        )
+
+
+def content_rows(campaign_ids):
+    """The contents of these campaigns in position order, every column, as named tuples."""
+    columns = [field.attname for field in CampaignContent._meta.concrete_fields]
+    return (
+        CampaignContent.objects.filter(campaign_id__in=campaign_ids)
+        .order_by("position")
+        .values_list(*columns, named=True)
+    )
 
 
 class Campaign(SoftDeleteModel):
@@ -152,14 +203,7 @@ class Campaign(SoftDeleteModel):
     def target(self) -> dict[str, str]:
         return {"topic": self.topic} if self.topic else {"condition": self.condition}
 
-    @property
-    def listed_contents(self) -> list["CampaignContent"]:
-        """The contents in position order: the list campaigns_for_listing() prefetched, else
-        one query."""
-        prefetched = getattr(self, PREFETCHED_CONTENTS, None)
-        if prefetched is not None:
-            return prefetched
-        return list(self.contents.order_by("position"))
+    listed_contents = ListedContents()
 
 
 class CampaignContent(BaseModel):

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 
 from apps.campaigns import recurrence
-from apps.campaigns.models import PREFETCHED_CONTENTS, Campaign, CampaignContent, SendPolicy
+from apps.campaigns.models import PREFETCHED_CONTENTS, Campaign, SendPolicy
 from apps.common.errors import NotFound
 
 
@@ -15,13 +15,7 @@ def campaigns_for_listing(queryset: QuerySet[Campaign] | None = None) -> QuerySe
     join to the creator: the serializer shows `created_by` as its id only (the join cost ~1 ms
     per 50 rows)."""
     queryset = Campaign.objects.all() if queryset is None else queryset
-    return queryset.prefetch_related(
-        Prefetch(
-            "contents",
-            queryset=CampaignContent.objects.order_by("position"),
-            to_attr=PREFETCHED_CONTENTS,
-        )
-    )
+    return queryset.prefetch_related(Prefetch("listed_contents", to_attr=PREFETCHED_CONTENTS))
 
 
 def get_campaign(*, workspace, campaign_id) -> Campaign:

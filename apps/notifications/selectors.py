@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignStatus
+from apps.common.related import with_related_columns
 from apps.devices import selectors as devices
 from apps.notifications import planning
 from apps.notifications.models import (
@@ -63,11 +64,11 @@ def progress_of(campaign_ids) -> dict:
 
 
 def deliveries_of(campaign) -> QuerySet[Delivery]:
-    return (
-        Delivery.objects.filter(campaign=campaign)
-        .select_related("occurrence")
-        .order_by("-run_at", "slice")
-    )
+    """The campaign's deliveries, latest run first, each with its occurrence's instant (the
+    only column of the occurrence that the list shows)."""
+    return with_related_columns(
+        Delivery.objects.filter(campaign=campaign), "occurrence__at"
+    ).order_by("-run_at", "slice")
 
 
 def last_heartbeat(host: str | None = None) -> datetime | None:

@@ -5,6 +5,7 @@ from apps.common.fastread import FastReadMixin
 from apps.common.filters import AuditLogFilter
 from apps.common.models import AuditLog
 from apps.common.pagination import CursorPagination
+from apps.common.related import with_related_columns
 from apps.workspaces.models import Role
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
@@ -83,4 +84,7 @@ class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
-        return queryset.select_related("actor", "actor_api_key").order_by("-created_at", "-id")
+        # Only the columns AuditLogSerializer shows of the actor and of the API key.
+        return with_related_columns(
+            queryset, "actor__email", "actor_api_key__name", "actor_api_key__prefix"
+        ).order_by("-created_at", "-id")

@@ -254,3 +254,24 @@ def test_each_endpoint_answers_what_drf_answers(api, filled, path):
         assert_same_rows(fast_body.pop("results"), reference_body.pop("results"))
     assert fast_body == reference_body
     assert fast.content == reference.content
+
+
+def test_listed_contents_answer_what_drf_answers_from_the_models(filled):
+    """The campaign list reads contents as rows (apps.campaigns.models.ListedContents), not
+    model instances: the same JSON as DRF's from the instances, prefetched or not."""
+    from apps.campaigns.models import Campaign
+    from apps.campaigns.selectors import campaigns_for_listing
+    from apps.campaigns.serializers import ContentSerializer
+
+    ids = [campaign.pk for campaign in filled.values()]
+    listed = list(campaigns_for_listing(Campaign.objects.filter(pk__in=ids)))
+    assert sum(len(campaign.listed_contents) for campaign in listed) == 5
+    for campaign in listed:
+        instances = list(campaign.contents.order_by("position"))
+        with drf_output():
+            reference = ContentSerializer(instances, many=True).data
+            assert_same_rows(ContentSerializer(campaign.listed_contents, many=True).data, reference)
+        assert_same_rows(ContentSerializer(campaign.listed_contents, many=True).data, reference)
+        not_prefetched = Campaign.objects.get(pk=campaign.pk).listed_contents
+        assert not_prefetched == campaign.listed_contents
+        assert [row.id for row in not_prefetched] == [content.pk for content in instances]

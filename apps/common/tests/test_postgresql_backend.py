@@ -1,0 +1,61 @@
+"""apps.common.postgresql reads timestamptz with psycopg's C parser: the values and their
+tzinfo objects are the ones Django's own loader gives, for every shape of value."""
+
+import psycopg
+import pytest
+from django.db import DataError, connection
+from django.db.backends.postgresql.psycopg_any import register_tzloader
+
+from apps.common.postgresql.base import HAS_C_LOADER, TimestamptzLoader
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+VALUES = [
+    "2026-12-01 18:56:15.549055+00",
+    "2020-01-01 10:00:00.5+02",
+    "2020-02-29 23:59:59.999999-09:30",
+    "1970-01-01 00:00:00+00",
+    "0001-01-01 00:00:00+00",
+    "9999-12-30 23:59:59.999999+00",
+    "2024-03-31 02:30:00 Europe/Paris",
+]
+SELECT = (
+    "SELECT " + ", ".join(f"'{value}'::timestamptz" for value in VALUES) + ", NULL::timestamptz"
+)
+
+
+def rows(use_djangos_loader: bool):
+    with connection.cursor() as cursor:
+        if use_djangos_loader:
+            register_tzloader(connection.timezone, cursor.cursor)
+        cursor.execute(SELECT)
+        return cursor.fetchone()
+
+
+def test_the_c_parser_is_in_use():
+    assert HAS_C_LOADER  # requirements install psycopg[binary]
+    connection.ensure_connection()
+    loader = connection.connection.adapters.get_loader(1184, psycopg.pq.Format.TEXT)
+    assert issubclass(loader, TimestamptzLoader) and loader.timezone is connection.timezone
+
+
+@pytest.mark.parametrize("session_zone", ["UTC", "Asia/Kolkata"])
+def test_same_values_as_djangos_loader(session_zone):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [session_zone])
+    ours, djangos = rows(False), rows(True)
+    assert ours == djangos
+    assert [value and value.tzinfo for value in ours] == [
+        value and value.tzinfo for value in djangos
+    ]
+    assert all(value is None or value.tzinfo is connection.timezone for value in ours)
+
+
+def test_out_of_range_fails_alike():
+    for use_djangos_loader in (False, True):
+        with connection.cursor() as cursor:
+            if use_djangos_loader:
+                register_tzloader(connection.timezone, cursor.cursor)
+            cursor.execute("SELECT 'infinity'::timestamptz")
+            with pytest.raises((psycopg.DataError, DataError), match="too large"):
+                cursor.fetchone()
