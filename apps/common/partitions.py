@@ -283,6 +283,10 @@ def partition_table(table: str, *, days_ahead: int = 7, now: datetime | None = N
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
         for definition in indexes:
             cursor.execute(definition)
+        # Fresh tables have no statistics: until autovacuum gets there, the planner would
+        # guess (a list filtered by campaign scanned the workspace's whole index), and it
+        # never analyzes a partitioned parent itself.
+        cursor.execute(f"ANALYZE {quote(table)}")
 
 
 def unpartition_table(table: str) -> None:
@@ -304,6 +308,10 @@ def unpartition_table(table: str) -> None:
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
         for definition in indexes:
             cursor.execute(definition)
+        # Fresh tables have no statistics: until autovacuum gets there, the planner would
+        # guess (a list filtered by campaign scanned the workspace's whole index), and it
+        # never analyzes a partitioned parent itself.
+        cursor.execute(f"ANALYZE {quote(table)}")
 
 
 def _definitions(table: str) -> tuple[list[tuple[str, str, str]], list[str]]:
