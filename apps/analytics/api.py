@@ -156,9 +156,6 @@ class AnalyticsEventViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     cursor_tiebreaker = "event_id"
     http_method_names = ["get", "head", "options"]
 
-    def refine_queryset(self, queryset):
-        return queryset.order_by("-occurred_at", "-event_id")
-
 
 # --- ingest keys ------------------------------------------------------------------------------
 @extend_schema_view(

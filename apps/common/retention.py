@@ -99,10 +99,15 @@ def cutoff(days: int, now: datetime | None = None) -> datetime:
     return partitions.start_of_day(now or timezone.now()) - timedelta(days=days)
 
 
+def cutoffs(policy: RetentionPolicy | None, now: datetime | None = None) -> dict[str, datetime]:
+    """kind name -> the cutoff of these windows (the policy's, else the defaults)."""
+    days = windows(policy)
+    return {kind.name: cutoff(days[kind.field], now) for kind in KINDS}
+
+
 def cutoffs_of(workspace_id, now: datetime | None = None) -> dict[str, datetime]:
     """kind name -> the workspace's cutoff."""
-    days = windows(policy_of(workspace_id))
-    return {kind.name: cutoff(days[kind.field], now) for kind in KINDS}
+    return cutoffs(policy_of(workspace_id), now)
 
 
 # A notification counts in the rollup of the hour it settled (sent_at, or its last change

@@ -1,6 +1,5 @@
 """The workspace's retention windows: HTTP in and out only (apps.common.retention)."""
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -48,14 +47,10 @@ class RetentionPolicyView(WorkspaceScopedAPIView):
     serializer_class = RetentionPolicySerializer
 
     def _body(self, policy) -> dict:
-        now = timezone.now()
-        windows = retention.windows(policy)
         return {
-            **windows,
+            **retention.windows(policy),
             "defaults": retention.windows(None),
-            "expired_before": {
-                kind.name: retention.cutoff(windows[kind.field], now) for kind in retention.KINDS
-            },
+            "expired_before": retention.cutoffs(policy),
             "updated_at": policy.updated_at if policy else None,
         }
 
