@@ -15,6 +15,13 @@ query has to scope). Each table is filled by cloning one template row made by th
 (every column copied, the varying ones overridden): no NOT NULL column is forgotten and
 Django-side defaults are what the application itself wrote. Then ANALYZE.
 
+The rows are spread over the table's default retention window (less two days: events and
+notifications over 88 days, audit rows over 363), and on PostgreSQL the partitioned tables
+get one partition per day (per week for the audit log) of that history, as a deployment that
+old has after retention dropped what expired: every unbounded statement plans and opens
+about 95 daily (or 53 weekly) partitions, not the one `before` partition of a fresh
+migration.
+
 It serves with gunicorn as shipped (config.wsgi, gunicorn.conf.py; the issue's measurement:
 2 workers x 4 threads, 8 clients) with DEBUG off, and measures for `--seconds` each, with
 `--clients` threads (one keep-alive httpx client each, the owner's JWT and X-Workspace-ID):
@@ -160,6 +167,44 @@ def reuse_fixtures(database_url: str):
     return workspaces, issue_tokens(user)["access"], counts[0], counts[1]
 
 
+def history_days() -> dict[str, int]:
+    """table -> the days its rows are spread over: its default retention window less two."""
+    from django.conf import settings
+
+    return {
+        "analytics_analyticsevent": settings.RETENTION_EVENTS_DAYS - 2,
+        "notifications_notification": settings.RETENTION_NOTIFICATIONS_DAYS - 2,
+        "common_auditlog": settings.RETENTION_AUDIT_DAYS - 2,
+    }
+
+
+def partition_history(conn) -> None:
+    """One partition per span of each table's history instead of the fresh migration's
+    `before` partition (empty here: run before any row is written)."""
+    from apps.common import partitions
+
+    today = partitions.start_of_day(datetime.now(UTC))
+    for table, days in history_days().items():
+        conn.execute(f"DROP TABLE {table}_before")
+        start = partitions.span_start(table, today - timedelta(days=days + 1))
+        first_existing = partitions.span_start(table, today)
+        made = 0
+        while start < first_existing:
+            conn.execute(
+                f"CREATE TABLE {partitions.partition_name(table, start)} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{start.isoformat()}') "  # DDL takes no parameters
+                f"TO ('{(start + partitions.span_of(table)).isoformat()}')"
+            )
+            start += partitions.span_of(table)
+            made += 1
+        log(f"    {table}: {made} partitions of history")
+
+
+def step_ms(table: str, rows: int) -> float:
+    """The gap between two cloned rows that spreads `rows` over the table's history."""
+    return history_days()[table] * 86_400_000 / max(rows, 1)
+
+
 def clone(conn, table: str, joins: str, where: str, overrides: dict[str, str], params) -> int:
     """INSERT INTO table SELECT <every column of the template row `t`, with `overrides`>."""
     columns = [
@@ -210,9 +255,10 @@ def fill(conn, workspace_id, template: dict, sizes: dict) -> dict:
               "row_number() OVER (ORDER BY id) - 1 AS rn FROM campaigns_campaign "
               "WHERE workspace_id = %(ws)s) AS c ON c.rn = g %% %(campaigns)s",
               "t.id = %(occurrence)s",
-              {**fresh, "campaign_id": "c.id", "at": "t.at - g * interval '1 second'",
-               "created_at": "t.at - g * interval '1 second'"},
-              {**p, "first": first, "last": last, "campaigns": sizes["campaigns"]})  # fmt: skip
+              {**fresh, "campaign_id": "c.id", "at": "t.at - g * %(step)s * interval '1 ms'",
+               "created_at": "t.at - g * %(step)s * interval '1 ms'"},
+              {**p, "first": first, "last": last, "campaigns": sizes["campaigns"],
+               "step": step_ms("notifications_notification", occurrences)})  # fmt: skip
     clone(conn, "notifications_delivery",
           "JOIN notifications_occurrence AS o ON o.workspace_id = %(ws)s "
           "AND o.id <> %(occurrence)s",
@@ -234,18 +280,20 @@ def fill(conn, workspace_id, template: dict, sizes: dict) -> dict:
         clone(conn, "common_auditlog", "CROSS JOIN generate_series(%(first)s::bigint, %(last)s::bigint) AS g",
               "t.id = %(audit)s",
               {**fresh, "action": f"{actions}[1 + g %% 3]", "target_id": "md5(g::text)",
-               "created_at": "t.created_at - g * interval '10 ms'",
-               "updated_at": "t.created_at - g * interval '10 ms'"},
-              {**p, "first": first, "last": last})  # fmt: skip
+               "created_at": "t.created_at - g * %(step)s * interval '1 ms'",
+               "updated_at": "t.created_at - g * %(step)s * interval '1 ms'"},
+              {**p, "first": first, "last": last,
+               "step": step_ms("common_auditlog", sizes["audit"])})  # fmt: skip
     types = "(ARRAY['delivered', 'opened', 'clicked', 'dismissed'])"
     for first, last in chunks(sizes["events"] - 1):
         clone(conn, "analytics_analyticsevent",
               "CROSS JOIN generate_series(%(first)s::bigint, %(last)s::bigint) AS g", "t.id = %(event)s",
               {**fresh, "event_id": "'bench-' || g", "type": f"{types}[1 + g %% 4]",
-               "occurred_at": "t.occurred_at - g * interval '10 ms'",
-               "created_at": "t.created_at - g * interval '10 ms'",
-               "updated_at": "t.created_at - g * interval '10 ms'"},
-              {**p, "first": first, "last": last})  # fmt: skip
+               "occurred_at": "t.occurred_at - g * %(step)s * interval '1 ms'",
+               "created_at": "t.created_at - g * %(step)s * interval '1 ms'",
+               "updated_at": "t.created_at - g * %(step)s * interval '1 ms'"},
+              {**p, "first": first, "last": last,
+               "step": step_ms("analytics_analyticsevent", sizes["events"])})  # fmt: skip
     for first, last in chunks(sizes["devices"] - 1):
         clone(conn, "devices_device", "CROSS JOIN generate_series(%(first)s::bigint, %(last)s::bigint) AS g",
               "t.id = %(device)s",
@@ -448,6 +496,8 @@ def main() -> None:
         recreate_database(database_url)
         migrate(env)
         setup_django()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            partition_history(conn)
         # The fixtures' audit lines and the in-process requests' log lines are not the report.
         logging.disable(logging.INFO)
         _user, workspaces, templates, access = make_fixtures()

@@ -115,6 +115,36 @@ def _bound_value(text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# --- reading ----------------------------------------------------------------------------------
+# A page ordered by the time key reads these many spans after the one it starts in before it
+# reads the rest: a busy workspace fills a page from the first statement, a quiet one pays
+# three at most.
+NEAR_SPANS = 7
+
+
+def windows(
+    table: str, key: str, start: datetime | None, *, descending: bool
+) -> list[tuple[datetime | None, datetime | None]]:
+    """The disjoint ranges [lo, hi) of `key` (None: unbounded) that a walk over `table`
+    ordered by `key` from `start` (None: now) reads one statement each, nearest first: the
+    span holding `start` and all beyond it, the next NEAR_SPANS spans, then the rest.
+
+    A statement whose key bounds are literals is pruned by the planner to the partitions
+    they overlap (one unbounded statement plans and opens every partition: ~5 ms at 98).
+    On a table not partitioned on `key` it is one unbounded range. Where the rows really
+    are never matters for what is read, only for how many statements read it."""
+    if not enabled() or PARTITIONED.get(table, (None,))[0] != key:
+        return [(None, None)]
+    span = span_of(table)
+    first = span_start(table, start or timezone.now())
+    if descending:
+        near = first - NEAR_SPANS * span
+        return [(first, None), (near, first), (None, near)]
+    after = first + span
+    far = after + NEAR_SPANS * span
+    return [(None, after), (after, far), (far, None)]
+
+
 # --- maintenance ------------------------------------------------------------------------------
 def ensure_partitions(days_ahead: int, *, now: datetime | None = None) -> dict[str, list[str]]:
     """Create the missing partitions of every table: from the newest one (or today's)

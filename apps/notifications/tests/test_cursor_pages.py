@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.common.models import AuditLog
 from apps.common.pagination import CursorPagination
+from apps.common.partitions import enabled as partitions_enabled
 from apps.notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,68 @@ def test_a_walk_over_the_audit_log_never_skips_or_repeats_under_inserts(api, wor
         action == "test.row"
         for action in AuditLog.objects.filter(pk__in=seen).values_list("action", flat=True)
     ), "the filter was lost on a later page"
+
+
+def walk_back(api, link):
+    """Follow `previous` links to the first page; the rows in list order (newest first)."""
+    pages = []
+    while link:
+        body = api.get(link).json()
+        pages.insert(0, [row["id"] for row in body["results"]])
+        link = body["previous"]
+    return [pk for page in pages for pk in page]
+
+
+@pytest.mark.parametrize("days_ago", [[0, 3, 30], [2, 9, 200], [40]])
+def test_walks_read_rows_of_every_age_in_order(api, scheduled, workspace, days_ago):
+    # On PostgreSQL a page is read one time window after the other (partitions.windows:
+    # the current day/week, the next seven, the rest): rows in some windows and none in
+    # others must come out whole and in order, forwards and back.
+    campaign, delivery = scheduled(contents=1)
+    now = timezone.now()
+    made = {"notifications": [], "audit": []}
+    for days in days_ago:
+        at = now - timedelta(days=days, minutes=5)
+        made["notifications"] += notifications(campaign, delivery, 3, at=at)
+        made["audit"] += audit_rows(workspace, 3, at=at)
+    for kind, url in (
+        ("notifications", "/api/v1/notifications?page_size=2"),
+        ("audit", "/api/v1/audit-logs?page_size=2&action=test.row"),
+    ):
+        model = Notification if kind == "notifications" else AuditLog
+        rows = model.objects.in_bulk(made[kind])
+        expected = [
+            str(row.pk)
+            for row in sorted(rows.values(), key=lambda r: (r.created_at, r.pk), reverse=True)
+        ]
+        seen, _ = walk(api, url)
+        assert seen == expected, kind
+        last = api.get(url).json()
+        while last["next"]:
+            last = api.get(last["next"]).json()
+        back = walk_back(api, last["previous"]) + [row["id"] for row in last["results"]]
+        assert back == expected, kind
+
+
+@pytest.mark.skipif(not partitions_enabled(), reason="partitions are PostgreSQL's")
+def test_a_first_page_filled_by_todays_rows_plans_only_the_newest_partitions(
+    api, scheduled, workspace
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign, delivery = scheduled(contents=1)
+    notifications(campaign, delivery, 6)
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get("/api/v1/notifications?page_size=5").json()
+    assert len(body["results"]) == 5
+    listing = [q["sql"] for q in queries if 'FROM "notifications_notification"' in q["sql"]]
+    assert len(listing) == 1  # the first window held the whole page
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {listing[0]}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "notifications_notification_p" in plan
+    assert "notifications_notification_before" not in plan, plan
 
 
 def test_previous_links_walk_back_to_the_first_page(api, workspace):
