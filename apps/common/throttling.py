@@ -1,9 +1,10 @@
-"""A rate limit for endpoints that every install of an app calls (events, devices).
+"""A rate limit cheap at any rate: per person (`user`), per API key, and for the endpoints
+that every install of an app calls (events, devices).
 
 DRF's SimpleRateThrottle keeps each caller's full request history — a list of timestamps it
-reads and writes back whole on every request. For a per-user limit of a few hundred that is
-fine; an app's key allowed 100,000 requests a minute moves a list of up to 100,000 floats
-through the cache twice per request. This one keeps two counters per caller instead — the
+reads and writes back whole on every request: a person's 1,000 a day is a list of up to
+1,000 floats through the cache twice per request, an app's key allowed 100,000 requests a
+minute one of up to 100,000. This one keeps two counters per caller instead — the
 current fixed window and the previous one — and estimates the sliding window from them
 (the previous window's count weighted by how much of it still overlaps the last `duration`
 seconds): one increment and one read, a few bytes each, whatever the rate. The estimate
