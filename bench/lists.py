@@ -112,7 +112,7 @@ def make_templates(workspace, user) -> dict:
         ],
     )
     content = campaign.contents.order_by("position").first()
-    at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)  # a workspace sending now
     occurrence = Occurrence.objects.create(
         workspace=workspace, campaign=campaign, at=at, local=at.isoformat(), is_last=False
     )
