@@ -178,24 +178,24 @@ def history_days() -> dict[str, int]:
     }
 
 
-def partition_history(conn) -> None:
+def partition_history() -> None:
     """One partition per span of each table's history instead of the fresh migration's
-    `before` partition (empty here: run before any row is written)."""
+    `before` partition (empty here: run before any row is written), made as maintenance
+    makes them."""
+    from django.db import connection
+
     from apps.common import partitions
 
     today = partitions.start_of_day(datetime.now(UTC))
     for table, days in history_days().items():
-        conn.execute(f"DROP TABLE {table}_before")
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}_before")
+        key, span = partitions.PARTITIONED[table][0], partitions.span_of(table)
         start = partitions.span_start(table, today - timedelta(days=days + 1))
-        first_existing = partitions.span_start(table, today)
         made = 0
-        while start < first_existing:
-            conn.execute(
-                f"CREATE TABLE {partitions.partition_name(table, start)} PARTITION OF {table} "
-                f"FOR VALUES FROM ('{start.isoformat()}') "  # DDL takes no parameters
-                f"TO ('{(start + partitions.span_of(table)).isoformat()}')"
-            )
-            start += partitions.span_of(table)
+        while start < partitions.span_start(table, today):
+            partitions._create_partition(table, key, start, start + span, default=None)
+            start += span
             made += 1
         log(f"    {table}: {made} partitions of history")
 
@@ -496,8 +496,7 @@ def main() -> None:
         recreate_database(database_url)
         migrate(env)
         setup_django()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            partition_history(conn)
+        partition_history()
         # The fixtures' audit lines and the in-process requests' log lines are not the report.
         logging.disable(logging.INFO)
         _user, workspaces, templates, access = make_fixtures()

@@ -304,19 +304,7 @@ def partition_table(table: str, *, days_ahead: int = 7, now: datetime | None = N
         cursor.execute(
             f"CREATE TABLE {quote(table + '_default')} PARTITION OF {quote(staged)} DEFAULT"
         )
-        cursor.execute(f"INSERT INTO {quote(staged)} SELECT * FROM {quote(table)}")  # noqa: S608
-        cursor.execute(f"DROP TABLE {quote(table)}")
-        cursor.execute(f"ALTER TABLE {quote(staged)} RENAME TO {quote(table)}")
-        for name, kind, definition in constraints:
-            if kind == "p":
-                definition = f"PRIMARY KEY (id, {quote(key)})"
-            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
-        for definition in indexes:
-            cursor.execute(definition)
-        # Fresh tables have no statistics: until autovacuum gets there, the planner would
-        # guess (a list filtered by campaign scanned the workspace's whole index), and it
-        # never analyzes a partitioned parent itself.
-        cursor.execute(f"ANALYZE {quote(table)}")
+        _replace(cursor, table, staged, constraints, indexes, f"PRIMARY KEY (id, {quote(key)})")
 
 
 def unpartition_table(table: str) -> None:
@@ -329,19 +317,25 @@ def unpartition_table(table: str) -> None:
             f"CREATE TABLE {quote(staged)} (LIKE {quote(table)} INCLUDING DEFAULTS "
             "INCLUDING CONSTRAINTS INCLUDING STORAGE)"
         )
-        cursor.execute(f"INSERT INTO {quote(staged)} SELECT * FROM {quote(table)}")  # noqa: S608
-        cursor.execute(f"DROP TABLE {quote(table)}")
-        cursor.execute(f"ALTER TABLE {quote(staged)} RENAME TO {quote(table)}")
-        for name, kind, definition in constraints:
-            if kind == "p":
-                definition = "PRIMARY KEY (id)"
-            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
-        for definition in indexes:
-            cursor.execute(definition)
-        # Fresh tables have no statistics: until autovacuum gets there, the planner would
-        # guess (a list filtered by campaign scanned the workspace's whole index), and it
-        # never analyzes a partitioned parent itself.
-        cursor.execute(f"ANALYZE {quote(table)}")
+        _replace(cursor, table, staged, constraints, indexes, "PRIMARY KEY (id)")
+
+
+def _replace(cursor, table: str, staged: str, constraints, indexes, primary_key: str) -> None:
+    """Both directions of the conversion: `staged` takes `table`'s rows and its place, with
+    its constraints (the primary key as `primary_key`) and indexes."""
+    quote = connection.ops.quote_name
+    cursor.execute(f"INSERT INTO {quote(staged)} SELECT * FROM {quote(table)}")  # noqa: S608
+    cursor.execute(f"DROP TABLE {quote(table)}")
+    cursor.execute(f"ALTER TABLE {quote(staged)} RENAME TO {quote(table)}")
+    for name, kind, definition in constraints:
+        definition = primary_key if kind == "p" else definition
+        cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+    for definition in indexes:
+        cursor.execute(definition)
+    # Fresh tables have no statistics: until autovacuum gets there, the planner would guess
+    # (a list filtered by campaign scanned the workspace's whole index), and it never
+    # analyzes a partitioned parent itself.
+    cursor.execute(f"ANALYZE {quote(table)}")
 
 
 def _definitions(table: str) -> tuple[list[tuple[str, str, str]], list[str]]:

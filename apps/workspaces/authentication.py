@@ -13,6 +13,7 @@ tenancy base, which does)."""
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.throttling import UserRateThrottle
 
 from apps.common.scopes import declared_scope
 from apps.common.throttling import WindowedRateThrottle
@@ -63,20 +64,17 @@ class HasApiKey(BasePermission):
         return True
 
 
-class MemberRateThrottle(WindowedRateThrottle):
-    """The `user` rate (THROTTLE_USER) for people, per user (per address before sign-in);
-    API keys have their own (below). Windowed counters, not DRF's request history: every
-    request of a person passes here, and the history of a day's 1,000 requests is a list
-    of 1,000 floats read and written back whole each time."""
-
-    scope = "user"
+class MemberRateThrottle(WindowedRateThrottle, UserRateThrottle):
+    """The `user` rate (THROTTLE_USER) for people, keyed as DRF's UserRateThrottle (per
+    user, per address before sign-in); API keys have their own (below). Counted in windowed
+    counters, not DRF's request history: every request of a person passes here, and the
+    history of a day's 1,000 requests is a list of 1,000 floats read and written back whole
+    each time."""
 
     def get_cache_key(self, request, view):
         if api_key_of(request) is not None:
             return None
-        user = request.user
-        ident = user.pk if user and user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        return super().get_cache_key(request, view)
 
 
 class ApiKeyRateThrottle(WindowedRateThrottle):
