@@ -72,15 +72,31 @@ class Gunicorn:
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker has booted: /healthz answers as soon as one has, while another
+        may still be importing the application (seconds of CPU on a small machine), which
+        would leave the first measurement one worker short."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    self._wait_workers_idle(deadline)
                     return
             time.sleep(0.2)
         raise RuntimeError("gunicorn did not start:\n" + self.log_path.read_text()[-3000:])
+
+    def _wait_workers_idle(self, deadline: float) -> None:
+        """Booting is CPU-bound: the workers are up once none of them is busy any more."""
+        previous = None
+        while time.monotonic() < deadline:
+            workers = child_pids(self.process.pid)
+            now = [cpu_seconds([pid]) for pid in workers]
+            unchanged = previous is not None and len(now) == len(previous)
+            if unchanged and all(b - a < 0.02 for a, b in zip(previous, now, strict=True)):
+                return
+            previous = now
+            time.sleep(0.5)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -122,3 +138,26 @@ def django_env(database_url: str, settings_module: str, settings_text: str) -> d
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
     sys.path.insert(0, str(settings_dir))
     return env
+
+
+def child_pids(parent: int) -> list[int]:
+    """The gunicorn workers: the master's children (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids` (every thread), from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")

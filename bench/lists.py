@@ -58,6 +58,8 @@ import httpx
 import psycopg
 from benchlib import (
     Gunicorn,
+    child_pids,
+    cpu_seconds,
     django_env,
     log,
     migrate,
@@ -320,29 +322,6 @@ def count_rows(conn, workspace_id) -> dict:
 
 
 # --- measuring --------------------------------------------------------------------------------
-def child_pids(parent: int) -> list[int]:
-    """The gunicorn workers: the master's children (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                children.append(int(entry.name))
-    return children
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of `pids` (every thread), from /proc."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def hammer(base_url: str, headers: dict, path: str, seconds: float, clients: int) -> dict:
     """`clients` threads GET `path` in a loop for `seconds`; every answer must be a 200."""
     latencies: list[list[float]] = [[] for _ in range(clients)]

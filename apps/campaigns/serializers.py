@@ -356,7 +356,8 @@ class OccurrencesQuerySerializer(serializers.Serializer):
 class DeliverySerializer(FastReadMixin, serializers.ModelSerializer):
     """One delivery of an occurrence: where it goes, when, and what became of it."""
 
-    occurrence_at = serializers.DateTimeField(source="occurrence.at", read_only=True)
+    # Annotated on each row by notification_selectors.deliveries_of.
+    occurrence_at = serializers.DateTimeField(read_only=True)
     target = serializers.DictField(child=serializers.CharField(), read_only=True)
 
     class Meta:

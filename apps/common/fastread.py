@@ -21,7 +21,8 @@ bound field, so the output is DRF's by construction:
 * a nested serializer (one, or `many=True`) that is itself a FastReadMixin without method
   fields reads its rows with its own readers (a prefetched relation from its cache); any
   other nested serializer goes through DRF;
-* a plain (non-model) serializer reads a dict's key or an object's attribute; anything
+* a plain (non-model) serializer reads a dict's key or an object's attribute, a model
+  serializer an annotation of its rows (a name its model class does not have); anything
   unusual there (missing, callable, raising) is read again through DRF;
 * anything else (properties, defaults, custom fields, a missing related row) goes through
   the template's bound field: `get_attribute`, the None check and `to_representation` of DRF;
@@ -198,8 +199,8 @@ def compile_reader(field, serializer_class) -> Reader:
     related = _related_column(field, serializer_class)
     if related is not None:
         return _related_value(field, *related, convert)
-    if len(field.source_attrs) == 1 and not _is_model_serializer(serializer_class):
-        return _plain_value(field, convert)
+    if len(field.source_attrs) == 1 and not _on_model(field.source_attrs[0], serializer_class):
+        return _plain_value(field, convert)  # a dict's key, an object's or an annotation
     return _through_drf(field)
 
 
@@ -237,8 +238,11 @@ def _related_value(field, fk_name, column, convert) -> Reader:
     return read
 
 
-def _is_model_serializer(serializer_class) -> bool:
-    return getattr(getattr(serializer_class, "Meta", None), "model", None) is not None
+def _on_model(name: str, serializer_class) -> bool:
+    """Whether `name` is something of the serializer's model class (a field, a property, a
+    method): DRF's rules read it. An annotation of the queryset is not."""
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    return model is not None and hasattr(model, name)
 
 
 def _plain_value(field, convert) -> Reader:

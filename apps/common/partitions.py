@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.utils import OperationalError
 from django.utils import timezone
@@ -266,13 +267,16 @@ def drop_expired(table: str, before: datetime) -> list[str]:
 
 
 # --- the conversion (migrations) --------------------------------------------------------------
-def partition_table(table: str, *, days_ahead: int = 7, now: datetime | None = None) -> None:
+def partition_table(
+    table: str, *, days_ahead: int | None = None, now: datetime | None = None
+) -> None:
     """(Migration) Turn the plain `table` into one partitioned by time, keeping its
     columns, defaults, checks, foreign keys, indexes and rows: the primary key becomes
     (id, key); a unique constraint without the key is refused (it cannot be kept)."""
     key = PARTITIONED[table][0]
     quote = connection.ops.quote_name
     today = start_of_day(now or timezone.now())
+    days_ahead = settings.PARTITION_DAYS_AHEAD if days_ahead is None else days_ahead
     span = span_of(table)
     constraints, indexes = _definitions(table)
     for name, kind, definition in constraints:

@@ -67,7 +67,7 @@ def deliveries_of(campaign) -> QuerySet[Delivery]:
     """The campaign's deliveries, latest run first, each with its occurrence's instant (the
     only column of the occurrence that the list shows)."""
     return with_related_columns(
-        Delivery.objects.filter(campaign=campaign), "occurrence__at"
+        Delivery.objects.filter(campaign=campaign), occurrence_at="occurrence__at"
     ).order_by("-run_at", "slice")
 
 

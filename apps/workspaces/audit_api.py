@@ -15,15 +15,10 @@ class AuditLogSerializer(FastReadMixin, serializers.ModelSerializer):
         help_text="`user` (a person, `actor`), `api_key` (a request made with an API key, "
         "`actor_api_key`) or `system` (the engine, tasks)."
     )
-    actor_email = serializers.EmailField(
-        source="actor.email", read_only=True, default=None, allow_null=True
-    )
-    actor_api_key_name = serializers.CharField(
-        source="actor_api_key.name", read_only=True, default=None, allow_null=True
-    )
-    actor_api_key_prefix = serializers.CharField(
-        source="actor_api_key.prefix", read_only=True, default=None, allow_null=True
-    )
+    # Annotated on each row by AuditLogViewSet.refine_queryset (None: no such actor).
+    actor_email = serializers.EmailField(read_only=True, allow_null=True)
+    actor_api_key_name = serializers.CharField(read_only=True, allow_null=True)
+    actor_api_key_prefix = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = AuditLog
@@ -86,5 +81,8 @@ class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     def refine_queryset(self, queryset):
         # Only the columns AuditLogSerializer shows of the actor and of the API key.
         return with_related_columns(
-            queryset, "actor__email", "actor_api_key__name", "actor_api_key__prefix"
+            queryset,
+            actor_email="actor__email",
+            actor_api_key_name="actor_api_key__name",
+            actor_api_key_prefix="actor_api_key__prefix",
         ).order_by("-created_at", "-id")

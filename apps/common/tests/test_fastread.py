@@ -6,6 +6,7 @@ field."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -13,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from apps.common import audit
 from apps.common.fastread import FastReadMixin, drf_output
 from apps.common.models import AuditLog
+from apps.common.related import with_related_columns
 from apps.notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +92,36 @@ def test_none_in_model_columns(workspace):
     fast, reference = both(AuditRowSerializer, [entry], many=True)
     assert_same_rows(fast, reference)
     assert fast[0]["action"] is None and fast[0]["created_at"] is None
+
+
+class AnnotatedSerializer(FastReadMixin, serializers.ModelSerializer):
+    actor_email = serializers.EmailField(read_only=True, allow_null=True)  # an annotation
+    shouted = Shout(read_only=True)  # an annotation through a custom field
+
+    class Meta:
+        model = AuditLog
+        fields = ["id", "actor_email", "shouted"]
+
+
+def test_annotations_of_model_rows(workspace, owner):
+    audit.record("x.done", actor=owner, workspace=workspace, target_id="1")
+    audit.record("x.done", workspace=workspace, target_id="2")
+    rows = list(
+        with_related_columns(
+            AuditLog.objects.filter(workspace=workspace, target_id__in=["1", "2"]),
+            actor_email="actor__email",
+        )
+        .annotate(shouted=F("action"))
+        .order_by("target_id")
+    )
+    fast, reference = both(AnnotatedSerializer, rows, many=True)
+    assert_same_rows(fast, reference)
+    assert [row["actor_email"] for row in fast] == [owner.email, None]
+    assert fast[0]["shouted"] == "X.DONE"
+    # A row without the annotations is DRF's business: what it answers (None: allow_null).
+    bare = AuditLog.objects.filter(workspace=workspace, target_id="1").first()
+    fast, reference = both(AnnotatedSerializer, bare)
+    assert_same_rows(fast, reference)
 
 
 class PlainSerializer(FastReadMixin, serializers.Serializer):

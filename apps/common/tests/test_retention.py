@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -291,7 +292,8 @@ def test_the_tables_are_partitioned_by_day_or_week(db):
         names = partition_names(table)
         assert {f"{table}_before", f"{table}_default"} <= names
         assert partitions.partition_name(table, today) in names
-        assert partitions.partition_name(table, today + timedelta(days=7)) in names
+        ahead = today + timedelta(days=settings.PARTITION_DAYS_AHEAD)
+        assert partitions.partition_name(table, ahead) in names
 
 
 @on_postgresql
@@ -335,7 +337,9 @@ def test_new_days_are_made_and_rows_waiting_in_default_move_in(workspace, delive
 
     created = partitions.ensure_partitions(10)
 
-    days = [partitions.partition_name(table, today + timedelta(days=d)) for d in (8, 9, 10)]
+    made_by_migration = settings.PARTITION_DAYS_AHEAD
+    days = [partitions.partition_name(table, today + timedelta(days=d))
+            for d in range(made_by_migration + 1, 11)]  # fmt: skip
     assert created[table] == days
     assert partition_of(table, "event_id = %s", ["late"]) == [days[-1]]
     assert partition_of("notifications_notification", "title = %s", ["late"]) == [
