@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
         "apps.workspaces.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["apps.common.renderers.JSONRenderer"],  # DRF's JSON, by orjson
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.common.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": ["apps.common.filters.FilterBackend"],
