@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Ctrl-C stops it even when started with SIGINT ignored (inherited from a shell that ran
+    # its parent in the background, as `cmd &` in a script does): Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while not stopped.wait(0.5):
             pass
