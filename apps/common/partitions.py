@@ -267,16 +267,14 @@ def drop_expired(table: str, before: datetime) -> list[str]:
 
 
 # --- the conversion (migrations) --------------------------------------------------------------
-def partition_table(
-    table: str, *, days_ahead: int | None = None, now: datetime | None = None
-) -> None:
+def partition_table(table: str, *, now: datetime | None = None) -> None:
     """(Migration) Turn the plain `table` into one partitioned by time, keeping its
     columns, defaults, checks, foreign keys, indexes and rows: the primary key becomes
-    (id, key); a unique constraint without the key is refused (it cannot be kept)."""
+    (id, key); a unique constraint without the key is refused (it cannot be kept). The
+    partitions through PARTITION_DAYS_AHEAD are made, as maintenance makes them."""
     key = PARTITIONED[table][0]
     quote = connection.ops.quote_name
     today = start_of_day(now or timezone.now())
-    days_ahead = settings.PARTITION_DAYS_AHEAD if days_ahead is None else days_ahead
     span = span_of(table)
     constraints, indexes = _definitions(table)
     for name, kind, definition in constraints:
@@ -298,7 +296,7 @@ def partition_table(
             [first],
         )
         start = first
-        while start <= today + timedelta(days=days_ahead):
+        while start <= today + timedelta(days=settings.PARTITION_DAYS_AHEAD):
             cursor.execute(
                 f"CREATE TABLE {quote(partition_name(table, start))} PARTITION OF "
                 f"{quote(staged)} FOR VALUES FROM (%s) TO (%s)",
