@@ -48,7 +48,7 @@ class TargetSerializer(serializers.Serializer):
     )
 
 
-class TranslationSerializer(serializers.Serializer):
+class TranslationSerializer(FastReadMixin, serializers.Serializer):
     title = serializers.CharField(max_length=200)
     subtitle = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
@@ -122,7 +122,7 @@ class ContentWriteSerializer(serializers.Serializer):
     )
 
 
-class ExperimentSerializer(serializers.Serializer):
+class ExperimentSerializer(FastReadMixin, serializers.Serializer):
     metric = serializers.CharField(
         required=False, help_text="`opened` (default), `clicked` or `conversion:<name>`, over "
         "delivered.",

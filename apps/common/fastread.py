@@ -16,7 +16,9 @@ bound field, so the output is DRF's by construction:
   does; `source="fk.column"` reads the column of the (select_related) row;
 * the value is converted as the exact field class would (CharField, UUIDField, IntegerField,
   FloatField, BooleanField, ChoiceField, JSONField, DateTimeField and DateField in ISO 8601,
-  Dict/ListFields of those), else by the field's own `to_representation`;
+  Dict/ListFields of those or of a FastReadMixin serializer), by the field's own
+  `to_representation` called directly when its class sets `pure_representation = True`
+  (the output depends on the value alone), else through DRF;
 * a SerializerMethodField calls the method of the serializer doing the work (its context);
 * a nested serializer (one, or `many=True`) that is itself a FastReadMixin without method
   fields reads its rows with its own readers (a prefetched relation from its cache); any
@@ -61,6 +63,7 @@ TEXT_FIELDS = (
     drf_fields.URLField,
     drf_fields.SlugField,
     drf_fields.RegexField,
+    drf_fields.IPAddressField,
 )
 
 
@@ -298,6 +301,13 @@ def _converter(field) -> Callable[[Any, Any], Any] | None:
     """`(value, tz) -> output` exactly as `type(field).to_representation` for a non-None
     value, or None when only the field itself knows."""
     kind = type(field)
+    if getattr(kind, "pure_representation", False):
+        # The field class says its output depends on the value alone (apps.common.serializers).
+        to_representation = field.to_representation
+        return lambda value, tz: to_representation(value)
+    if _fast_child(field):  # a nested serializer as a Dict/ListField's child
+        child_class = type(field)
+        return lambda value, tz: _read_row(child_class, value, tz)
     if isinstance(field, relations.PrimaryKeyRelatedField):
         # DRF hands the renderer the UUID object (PKOnlyObject(pk).pk), which writes it as
         # str(uuid): the string itself spares the encoder's Python fallback, same JSON.

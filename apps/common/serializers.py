@@ -69,6 +69,8 @@ class OptionalURLField(serializers.URLField):
     """A URL a response may not have: `null` when absent (the schema says a URI or null),
     never an empty string, which is no URI."""
 
+    pure_representation = True  # apps.common.fastread calls to_representation directly
+
     def __init__(self, **kwargs):
         kwargs.setdefault("read_only", True)
         kwargs.setdefault("allow_null", True)

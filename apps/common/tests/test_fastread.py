@@ -76,6 +76,7 @@ def test_model_rows_in_any_time_zone_and_with_a_missing_relation(workspace, owne
     by_owner = audit.record("x.done", actor=owner, workspace=workspace, target_id="1",
                             metadata={"nested": [1, {"a": None}]})  # fmt: skip
     by_nobody = audit.record("x.done", workspace=workspace, target_id="2")
+    AuditLog.objects.filter(pk=by_owner.pk).update(ip="2001:db8::1")
     rows = list(AuditLog.objects.filter(pk__in=[by_owner.pk, by_nobody.pk]).order_by("target_id"))
     for zone in ("UTC", "Europe/Paris", "America/St_Johns"):
         with timezone.override(zone):
@@ -85,6 +86,7 @@ def test_model_rows_in_any_time_zone_and_with_a_missing_relation(workspace, owne
     assert fast[1]["actor_email"] is None and fast[0]["actor_email"] == owner.email
     assert "actor_name" not in fast[1] and fast[0]["actor_name"] == owner.name
     assert fast[0]["loud_action"] == "X.DONE"  # a custom field's own to_representation
+    assert fast[0]["ip"] == "2001:db8::1" and fast[1]["ip"] is None
 
 
 def test_none_in_model_columns(workspace):
@@ -217,6 +219,9 @@ def filled(workspace, owner):
     failed = make_delivery(rich, soon - timedelta(days=2), status="failed", attempts=5,
                            last_error="UNAVAILABLE: try later")  # fmt: skip
     first, second = rich.contents.order_by("position")
+    # Translations as services write them, and one without a subtitle (DRF leaves it out).
+    first.translations = {"de": {"title": "Ä", "subtitle": "ä"}, "fr": {"title": "À"}}
+    first.save(update_fields=["translations"])
     Notification.objects.bulk_create([
         Notification(workspace=workspace, campaign=rich, delivery=delivered, content=first,
                      position=0, title="A", body="a", status="sent",
