@@ -29,7 +29,7 @@ from apps.campaigns.serializers import (
     RejectSerializer,
     ScheduleSerializer,
 )
-from apps.common.errors import ValidationFailed
+from apps.common.errors import NotFound, ValidationFailed
 from apps.common.pagination import CursorPagination
 from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
@@ -144,10 +144,6 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def refine_queryset(self, queryset):
-        if self.action == "jobs":
-            # Only the campaign's id is read (to select its deliveries): not its 45 columns,
-            # nor its contents.
-            return queryset.only("id")
         return selectors.campaigns_for_listing(queryset)
 
     def get_serializer_class(self):
@@ -463,6 +459,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
         cursor_field="run_at",
     )
     def jobs(self, request, campaign_id=None):
-        campaign = self.get_object()
+        campaign = selectors.campaign_of(self.workspace, campaign_id)
+        if campaign is None:
+            raise NotFound()
         page = self.paginate_queryset(notification_selectors.deliveries_of(campaign))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)

@@ -6,7 +6,10 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.campaigns import recurrence
 from apps.campaigns.models import PREFETCHED_CONTENTS, Campaign, SendPolicy
+from apps.common.compiled_first import CompiledFirst
 from apps.common.errors import NotFound
+from apps.workspaces.models import Workspace
+from apps.workspaces.selectors import parse_uuid
 
 
 def campaigns_for_listing(queryset: QuerySet[Campaign] | None = None) -> QuerySet[Campaign]:
@@ -24,6 +27,26 @@ def get_campaign(*, workspace, campaign_id) -> Campaign:
     if found is None:
         raise NotFound("Campaign not found.")
     return found
+
+
+def _campaigns_of(workspace_id, campaign_id) -> QuerySet[Campaign]:
+    return Campaign.objects.filter(workspace_id=workspace_id, pk=campaign_id)
+
+
+# Every page of a campaign's notifications or jobs checks the campaign first: compiled once
+# per connection (CompiledFirst), the check costs a query's execution, not its compiling.
+_first_campaign_of = CompiledFirst(
+    _campaigns_of, workspace_id=Workspace._meta.pk, campaign_id=Campaign._meta.pk
+)
+
+
+def campaign_of(workspace, campaign_id) -> Campaign | None:
+    """The workspace's live campaign with this id (any text: not an id is no campaign), its
+    columns only (no contents), or None."""
+    campaign_uuid = parse_uuid(campaign_id)
+    if campaign_uuid is None:
+        return None
+    return _first_campaign_of(workspace_id=workspace.pk, campaign_id=campaign_uuid)
 
 
 def schedule_of(campaign: Campaign) -> recurrence.Schedule | None:

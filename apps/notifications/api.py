@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 
-from apps.campaigns.models import Campaign
+from apps.campaigns import selectors as campaign_selectors
 from apps.common.errors import NotFound
 from apps.common.pagination import CursorPagination
 from apps.notifications.filters import NotificationFilter
@@ -57,7 +57,7 @@ class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet)
     pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
-        campaign_id = self.kwargs["campaign_id"]
-        if not Campaign.objects.filter(pk=campaign_id, workspace=self.workspace).exists():
+        campaign = campaign_selectors.campaign_of(self.workspace, self.kwargs["campaign_id"])
+        if campaign is None:
             raise NotFound("No such campaign.")
-        return queryset.filter(campaign_id=campaign_id).order_by("-created_at", "-id")
+        return queryset.filter(campaign_id=campaign.pk).order_by("-created_at", "-id")

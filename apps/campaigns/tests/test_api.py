@@ -72,6 +72,10 @@ def test_patch_and_delete(api):
     assert api.put(f"{URL}/{campaign_id}", body()).status_code == 405
     assert api.delete(f"{URL}/{campaign_id}").status_code == 204
     assert_error(api.get(f"{URL}/{campaign_id}"), 404, "NOT_FOUND")
+    # Its lists are gone with it; an id that is no id names no campaign either.
+    for missing in (campaign_id, "not-an-id"):
+        assert_error(api.get(f"{URL}/{missing}/jobs"), 404, "NOT_FOUND")
+    assert_error(api.get(f"{URL}/{campaign_id}/notifications"), 404, "NOT_FOUND")
 
 
 # --- bad input: 400 in the contract format, fast ----------------------------------------------
