@@ -7,7 +7,10 @@ deliveries 560: ≈ 0.4 ms of CPU per page of notifications that `/me` (three da
 does not pay. psycopg's C loader parses the same text ≈ 10 times faster but cannot be
 subclassed, so this loader calls it and then does exactly what Django's does: the same
 `replace(tzinfo=connection.timezone)` on a value in the session's time zone — the same
-datetime object, with the same tzinfo object (a test compares them).
+datetime object, with the same tzinfo object (a test compares them). In the usual case, a
+session in Django's own zone (UTC), the parser's values already carry that tzinfo object and
+psycopg is handed the parser's method itself: ≈ 14,000 instructions a value less (valgrind),
+a tenth of a page of deliveries' cost.
 
 Only when psycopg runs its C implementation (psycopg[binary] or [c]); otherwise Django's
 loader stays. Everything else is Django's backend unchanged (`vendor` is "postgresql").
@@ -21,6 +24,7 @@ TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
 # With the C implementation, the loader psycopg registers by default is its C class.
 C_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
 HAS_C_LOADER = psycopg.pq.__impl__ in ("binary", "c")
+SAMPLE = b"2000-01-01 00:00:00+00"
 
 
 class TimestamptzLoader(psycopg.adapt.Loader):
@@ -32,7 +36,14 @@ class TimestamptzLoader(psycopg.adapt.Loader):
 
     def __init__(self, oid, context=None):
         super().__init__(oid, context)
-        self._parse = C_TIMESTAMPTZ_LOADER(oid, context).load
+        parse = C_TIMESTAMPTZ_LOADER(oid, context).load
+        if parse(SAMPLE).tzinfo is self.timezone:
+            # The session's zone is Django's (UTC, as Django sets it): the parser's values
+            # are already Django's, so psycopg calls the C method itself, with no Python
+            # frame and no replace() per value (≈ 1 µs less each).
+            self.load = parse
+        else:
+            self._parse = parse
 
     def load(self, data):
         return self._parse(data).replace(tzinfo=self.timezone)

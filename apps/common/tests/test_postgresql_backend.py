@@ -6,7 +6,7 @@ import pytest
 from django.db import DataError, connection
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 
-from apps.common.postgresql.base import HAS_C_LOADER, TimestamptzLoader
+from apps.common.postgresql.base import C_TIMESTAMPTZ_LOADER, HAS_C_LOADER, TimestamptzLoader
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -37,6 +37,14 @@ def test_the_c_parser_is_in_use():
     connection.ensure_connection()
     loader = connection.connection.adapters.get_loader(1184, psycopg.pq.Format.TEXT)
     assert issubclass(loader, TimestamptzLoader) and loader.timezone is connection.timezone
+
+
+def test_in_djangos_zone_the_c_parser_is_called_directly():
+    connection.ensure_connection()
+    assert connection.connection.info.timezone is connection.timezone  # UTC, as Django sets
+    loader_class = connection.connection.adapters.get_loader(1184, psycopg.pq.Format.TEXT)
+    loader = loader_class(1184, connection.connection)
+    assert type(loader.load.__self__) is C_TIMESTAMPTZ_LOADER  # no Python frame per value
 
 
 @pytest.mark.parametrize("session_zone", ["UTC", "Asia/Kolkata"])
