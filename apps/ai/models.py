@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel, SoftDeleteModel
 
 
@@ -56,7 +57,7 @@ class AIGeneration(BaseModel):
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=GenerationStatus.choices)
-    variants = models.JSONField(default=list, blank=True)
+    variants = JSONField(default=list, blank=True)
     # Calls made to the provider (retries and the repair attempt included) and whether
     # the repair attempt was needed.
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -99,9 +100,9 @@ class Template(SoftDeleteModel):
     subtitle = models.CharField(max_length=500)
     image_url = models.URLField(max_length=2048, blank=True)
     # FCM data payload: string keys to string values.
-    data = models.JSONField(default=dict, blank=True)
+    data = JSONField(default=dict, blank=True)
     # Lower-case labels; a JSON list so the same filter works on SQLite and PostgreSQL.
-    tags = models.JSONField(default=list, blank=True)
+    tags = JSONField(default=list, blank=True)
     source = models.CharField(
         max_length=16, choices=TemplateSource.choices, default=TemplateSource.MANUAL
     )

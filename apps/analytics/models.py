@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel
 
 # Rollup rows need a concrete value in every key column: NULLs never conflict in a unique
@@ -80,7 +81,7 @@ class AnalyticsEvent(BaseModel):
     content_id = models.UUIDField(null=True, blank=True)
     occurred_at = models.DateTimeField()
     platform = models.CharField(max_length=16, choices=Platform.choices, blank=True, default="")
-    properties = models.JSONField(default=dict, blank=True)
+    properties = JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel, SoftDeleteModel
 from apps.integrations.firebase.validation import MAX_TTL_SECONDS
 
@@ -140,16 +141,16 @@ class Campaign(SoftDeleteModel):
     scheduled_local = models.CharField(max_length=26, blank=True, default="")
     timezone = models.CharField(max_length=64, default="UTC")
     rrule = models.CharField(max_length=500, blank=True, default="")
-    exclusion_dates = models.JSONField(default=list, blank=True)
+    exclusion_dates = JSONField(default=list, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
     # Each recipient gets it at the schedule's wall-clock time in their own zone (one delivery
     # per zone with registered devices, to `target && <zone topic>`), not at one instant.
     recipient_time_zone = models.BooleanField(default=False)
     # An A/B test of its contents (see apps.campaigns.experiments): {"metric", "window_seconds",
     # "buckets_per_variant", "fallback", "min_sample"}; null: every content to everyone.
-    experiment = models.JSONField(null=True, blank=True)
+    experiment = JSONField(null=True, blank=True)
     # The decision, once made: winner, reason, rates with intervals, p-values, samples.
-    experiment_result = models.JSONField(null=True, blank=True)
+    experiment_result = JSONField(null=True, blank=True)
     # Catch-up after downtime: a run that starts more than this late is recorded as skipped
     # instead of sent (a "good morning" at 3 pm helps nobody). Null: always send, however late.
     catch_up_window_seconds = models.PositiveIntegerField(null=True, blank=True, default=3600)
@@ -214,12 +215,12 @@ class CampaignContent(BaseModel):
     title = models.CharField(max_length=200)
     subtitle = models.CharField(max_length=1000, blank=True, default="")
     image_url = models.URLField(max_length=1000, blank=True, default="")
-    data = models.JSONField(default=dict, blank=True)
+    data = JSONField(default=dict, blank=True)
     link = models.URLField(max_length=1000, blank=True, default="")
     analytics_label = models.CharField(max_length=50, blank=True, default="")
     # Other languages of the workspace: {"de": {"title": ..., "subtitle": ...}}. The content's
     # own title and subtitle are in the workspace's default language.
-    translations = models.JSONField(default=dict, blank=True)
+    translations = JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["campaign", "position"]

@@ -6,6 +6,8 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
+from apps.common.fields import JSONField
+
 
 class BaseModel(models.Model):
     """UUID primary key and creation/update times: every table has them."""
@@ -99,7 +101,7 @@ class AuditLog(BaseModel):
     action = models.CharField(max_length=100)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
 

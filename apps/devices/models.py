@@ -10,6 +10,7 @@ and change in the same transaction as the devices they count.
 from django.db import models
 from django.db.models import Q
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel
 
 
@@ -38,10 +39,10 @@ class Device(BaseModel):
     time_zone = models.CharField(max_length=64)
     language = models.CharField(max_length=35)  # as the device reported it (normalized)
     app_version = models.CharField(max_length=64, blank=True, default="")
-    app_topics = models.JSONField(default=list)
+    app_topics = JSONField(default=list)
     bucket = models.PositiveSmallIntegerField()
-    topics = models.JSONField(default=list)
-    subscribed = models.JSONField(default=list)
+    topics = JSONField(default=list)
+    subscribed = JSONField(default=list)
     status = models.CharField(
         max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.ACTIVE
     )

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel
 
 
@@ -273,7 +274,7 @@ class TopicSendLog(BaseModel):
         "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     topic = models.CharField(max_length=900)
-    sends = models.JSONField(default=list, blank=True)
+    sends = JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -293,7 +294,7 @@ class SendRateWindow(BaseModel):
     workspace = models.OneToOneField(
         "workspaces.Workspace", on_delete=models.CASCADE, related_name="+"
     )
-    claims = models.JSONField(default=list, blank=True)
+    claims = JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"send rate of {self.workspace_id}"

@@ -13,6 +13,7 @@
 from django.conf import settings
 from django.db import models
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel
 
 ALL_EVENTS = "*"
@@ -25,7 +26,7 @@ class WebhookEndpoint(BaseModel):
     url = models.CharField(max_length=2000)
     description = models.CharField(max_length=500, blank=True, default="")
     # The subscribed event types, or ["*"] for every type.
-    event_types = models.JSONField(default=list)
+    event_types = JSONField(default=list)
     secret_encrypted = models.TextField(editable=False)
     # After a rotation the previous secret still signs (a second signature) until then.
     previous_secret_encrypted = models.TextField(editable=False, blank=True, default="")
@@ -118,7 +119,7 @@ class WebhookAttempt(BaseModel):
     outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    response_headers = models.JSONField(default=dict, blank=True)
+    response_headers = JSONField(default=dict, blank=True)
     response_body = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField()

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.common.fields import JSONField
 from apps.common.models import BaseModel, SoftDeleteModel
 
 
@@ -31,7 +32,7 @@ class Workspace(SoftDeleteModel):
     timezone = models.CharField(max_length=64, default="UTC")
     # The languages its copy is written in (normalized BCP 47 tags): each device is put in
     # the topic of the best of them for its own language, or of the default language.
-    languages = models.JSONField(default=default_languages)
+    languages = JSONField(default=default_languages)
     default_language = models.CharField(max_length=35, default="en")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -144,7 +145,7 @@ class ApiKey(BaseModel):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    scopes = models.JSONField(default=list)
+    scopes = JSONField(default=list)
     prefix = models.CharField(max_length=32)
     secret_hash = models.CharField(max_length=64, unique=True)
     # The secret before the last rotation, valid for the grace period only.
