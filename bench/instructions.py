@@ -25,10 +25,8 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import PYTHON, django_env, setup_django  # noqa: E402
+from benchlib import PYTHON, django_env, setup_django
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench_lists"
 SETTINGS = """
@@ -111,11 +109,10 @@ def main() -> None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     env = django_env(database_url, "bench_instructions_settings", SETTINGS)
-    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(Path(__file__).parent)])
     print(f"{'endpoint':24s} {'instructions per request':>26s}", flush=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
         for name in args.endpoints or list(ENDPOINTS):
-            few, many = pool.map(lambda n: count(name, n, env), (FEW, MANY))
+            few, many = pool.map(count, (name, name), (FEW, MANY), (env, env))
             print(f"{name:24s} {(many - few) / (MANY - FEW) / 1e6:25.2f}M", flush=True)
 
 
