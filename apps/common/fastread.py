@@ -39,7 +39,7 @@ tests that compare the two outputs.
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -440,24 +440,10 @@ def _read_row(serializer_class, row, tz) -> dict:
 
 
 def _through_drf_attribute(field):
-    """The nested rows' source: one plain attribute read in line (a prefetched list, a JSON
-    dict); anything else — a path, a key of a dict, a manager or other callable, an
-    attribute that raises — read by DRF's get_attribute."""
-    key = field.source_attrs[0] if len(field.source_attrs) == 1 else None
-
-    def by_drf(instance):
+    def get(instance):
         try:
             return field.get_attribute(instance)
         except SkipField:
             return SKIP
-
-    def get(instance):
-        if key is None or isinstance(instance, Mapping):
-            return by_drf(instance)
-        try:
-            value = getattr(instance, key)
-        except Exception:  # DRF decides: its default, SkipField or its error
-            return by_drf(instance)
-        return by_drf(instance) if callable(value) else value
 
     return get
