@@ -33,6 +33,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.analytics.models import NIL_UUID, EventRollup
+from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.models import Campaign, CampaignContent
 from apps.common.errors import NotFound, ValidationFailed
 from apps.common.timezones import get_zone, is_known_timezone
@@ -101,12 +102,7 @@ def cached(name: str, workspace_id, params: dict[str, Any], compute: Callable[[]
 # --- campaign stats ---------------------------------------------------------------------------
 def campaign_stats(*, workspace, campaign_id) -> dict[str, Any]:
     """Totals and per-content counts of one campaign of `workspace` (404 otherwise)."""
-    # Only what _stats() reads: most requests are answered from the cache.
-    campaign = (
-        Campaign.objects.filter(workspace=workspace, pk=campaign_id)
-        .only("id", "workspace_id", "name", "status", "experiment_result")
-        .first()
-    )
+    campaign = campaign_selectors.campaign_of(workspace, campaign_id)
     if campaign is None:
         raise NotFound("No such campaign.")
     return cached(

@@ -33,8 +33,8 @@ def _campaigns_of(workspace_id, campaign_id) -> QuerySet[Campaign]:
     return Campaign.objects.filter(workspace_id=workspace_id, pk=campaign_id)
 
 
-# Every page of a campaign's notifications or jobs checks the campaign first: compiled once
-# per connection (CompiledFirst), the check costs a query's execution, not its compiling.
+# Every page of a campaign's notifications, jobs or stats checks the campaign first: compiled
+# once per connection (CompiledFirst), the check costs a query's execution, not its compiling.
 _first_campaign_of = CompiledFirst(
     _campaigns_of, workspace_id=Workspace._meta.pk, campaign_id=Campaign._meta.pk
 )
