@@ -27,6 +27,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from benchlib import PYTHON, django_env, setup_django
+from lists import busiest_campaign
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench_lists"
 SETTINGS = """
@@ -55,7 +56,6 @@ def serve(name: str, requests: int) -> None:
 
     setup_django()
     logging.disable(logging.INFO)
-    from django.db import connection
     from django.test import Client
 
     from apps.accounts.models import User
@@ -64,13 +64,7 @@ def serve(name: str, requests: int) -> None:
 
     user = User.objects.get(email="bench@example.com")
     workspace = Workspace.objects.get(name="Bench")
-    with connection.cursor() as cursor:  # the campaign with the most deliveries, as lists.py
-        cursor.execute(
-            "SELECT campaign_id FROM notifications_delivery WHERE workspace_id = %s "
-            "GROUP BY campaign_id ORDER BY count(*) DESC, campaign_id LIMIT 1",
-            [workspace.pk],
-        )
-        (campaign,) = cursor.fetchone()
+    campaign = busiest_campaign(os.environ["DATABASE_URL"], workspace.pk)  # as lists.py
     client = Client(
         HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user)['access']}",
         HTTP_X_WORKSPACE_ID=str(workspace.pk),

@@ -170,6 +170,16 @@ def reuse_fixtures(database_url: str):
     return workspaces, issue_tokens(user)["access"], counts[0], counts[1]
 
 
+def busiest_campaign(database_url: str, workspace_id):
+    """The workspace's campaign with the most deliveries (the template campaign has one)."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT campaign_id FROM notifications_delivery WHERE workspace_id = %s "
+            "GROUP BY campaign_id ORDER BY count(*) DESC, campaign_id LIMIT 1",
+            [workspace_id],
+        ).fetchone()[0]
+
+
 def history_days() -> dict[str, int]:
     """table -> the days its rows are spread over: its default retention window less two."""
     from django.conf import settings
@@ -490,13 +500,7 @@ def main() -> None:
     log(f"  workspace: {rows}")
     log(f"  other workspace: {rows_other}")
 
-    with psycopg.connect(database_url) as conn:
-        # A campaign with the most deliveries (the template campaign has one).
-        campaign_id = conn.execute(
-            "SELECT campaign_id FROM notifications_delivery WHERE workspace_id = %s "
-            "GROUP BY campaign_id ORDER BY count(*) DESC, campaign_id LIMIT 1",
-            [workspaces[0].pk],
-        ).fetchone()[0]
+    campaign_id = busiest_campaign(database_url, workspaces[0].pk)
 
     headers = {"Authorization": f"Bearer {access}", "X-Workspace-ID": str(workspaces[0].pk)}
     server = Gunicorn(log_dir, env, args.workers, args.threads)
