@@ -4,6 +4,7 @@ once with the fast path and once with DRF's `to_representation`: the same JSON, 
 field."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db.models import F
@@ -153,6 +154,32 @@ def test_plain_objects_and_coerced_values(values):
     fast, reference = both(PlainSerializer, Row(**values))
     assert_same_rows(fast, reference)
     assert ("optional" in fast) == ("optional" in values)  # missing and not required: left out
+
+
+class WhenSerializer(FastReadMixin, serializers.Serializer):
+    when = serializers.DateTimeField()
+
+
+# Aware values of every form DRF writes (microseconds or none, far years, a zone's LMT offset
+# with seconds, zero offsets that are not UTC), in output zones of each kind.
+AWARE_VALUES = [
+    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 7, 2, 3, 4, 5, 999999, tzinfo=ZoneInfo("Europe/Paris")),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=ZoneInfo("Europe/London")),
+    datetime(1900, 1, 1, 0, 0, 1, tzinfo=ZoneInfo("Africa/Abidjan")),  # -00:16:08
+    datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),
+    datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "Africa/Abidjan", "America/St_Johns"])
+def test_aware_date_times_in_any_output_zone(zone):
+    rows = [Row(when=value) for value in AWARE_VALUES]
+    with timezone.override(zone):
+        fast, reference = both(WhenSerializer, rows, many=True)
+    assert_same_rows(fast, reference)
+    assert [row["when"] for row in fast] == [row["when"] for row in reference]  # the text
 
 
 def test_a_subclass_reads_its_own_fields(workspace):
