@@ -185,7 +185,7 @@ class OverviewSerializer(FastReadMixin, serializers.Serializer):
         return fields
 
 
-class StoredEventSerializer(serializers.ModelSerializer):
+class StoredEventSerializer(FastReadMixin, serializers.ModelSerializer):
     """One stored event as the app reported it (ids resolved), for GET /analytics/events."""
 
     id = serializers.CharField(source="event_id", help_text="The app's event id.")

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.common.fastread import FastReadMixin
 from apps.webhooks.models import ALL_EVENTS, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from apps.webhooks.services import EVENT_TYPES
 
@@ -57,7 +58,7 @@ class WebhookEndpointUpdateSerializer(serializers.Serializer):
     )
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(FastReadMixin, serializers.ModelSerializer):
     class Meta:
         model = WebhookAttempt
         fields = [

@@ -282,7 +282,22 @@ def filled(workspace, owner):
                      "time_zone": "Europe/Lisbon", "language": "pt_BR", "app_version": "4.2",
                      "topics": ["news", "sports"]},
         )  # fmt: skip
-    return {"plain": plain, "rich": rich, "tested": tested}
+    from apps.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+
+    endpoint = WebhookEndpoint.objects.create(workspace=workspace, url="https://example.com/h",
+                                              secret_encrypted="-")  # fmt: skip
+    message = WebhookMessage.objects.create(workspace=workspace, endpoint=endpoint, event_id="m1",
+                                            event_type="campaign.sent", body="{}")  # fmt: skip
+    WebhookAttempt.objects.bulk_create([
+        WebhookAttempt(workspace=workspace, endpoint=endpoint, message=message, event_id="m1",
+                       event_type="campaign.sent", attempt=1, outcome="failed",
+                       error="timed out", started_at=soon - timedelta(minutes=1)),
+        WebhookAttempt(workspace=workspace, endpoint=endpoint, message=message, event_id="m1",
+                       event_type="campaign.sent", attempt=2, outcome="succeeded",
+                       status_code=204, latency_ms=35, response_headers={"server": "x"},
+                       response_body="ok", started_at=soon),
+    ])  # fmt: skip
+    return {"plain": plain, "rich": rich, "tested": tested, "endpoint": endpoint}
 
 
 ENDPOINTS = [
@@ -296,6 +311,8 @@ ENDPOINTS = [
     "/api/v1/campaigns/{rich}/jobs?page_size=50",
     "/api/v1/audit-logs?page_size=50",
     "/api/v1/audience/devices?page_size=50",
+    "/api/v1/analytics/events?page_size=50",
+    "/api/v1/webhooks/endpoints/{endpoint}/deliveries?page_size=50",
     "/api/v1/notifications?page_size=50&page=1",  # the deprecated page numbers
     "/api/v1/campaigns/{rich}/stats",
     "/api/v1/campaigns/{plain}/stats",
