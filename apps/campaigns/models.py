@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
+from apps.common.compiled import CompiledRows
 from apps.common.fields import JSONField
 from apps.common.models import BaseModel, SoftDeleteModel
 from apps.integrations.firebase.validation import MAX_TTL_SECONDS
@@ -74,7 +75,7 @@ class ListedContents:
             return self
         rows = campaign.__dict__.get(PREFETCHED_CONTENTS)
         if rows is None:  # not prefetched: one query
-            rows = list(content_rows([campaign.pk]))
+            rows = compiled_content_rows([campaign.pk])
         return rows
 
     def is_cached(self, campaign) -> bool:
@@ -84,7 +85,7 @@ class ListedContents:
         if querysets:
             raise ValueError("listed_contents is prefetched without a queryset.")
         return (
-            content_rows([campaign.pk for campaign in instances]),
+            compiled_content_rows([campaign.pk for campaign in instances]),
             attrgetter("campaign_id"),  # a row's campaign ...
             attrgetter("pk"),  # ... matched with the campaign's key
             False,  # many rows per campaign
@@ -233,6 +234,13 @@ class CampaignContent(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}#{self.position}: {self.title}"
+
+
+# content_rows(ids) as a list, compiled once per connection and page size: building and
+# compiling the `IN (50 ids)` statement was ~3.9M of a campaign page's ~28M instructions.
+compiled_content_rows = CompiledRows(
+    content_rows, CampaignContent._meta.get_field("campaign").target_field
+)
 
 
 class QuietHoursMode(models.TextChoices):

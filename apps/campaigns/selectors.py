@@ -6,7 +6,7 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.campaigns import recurrence
 from apps.campaigns.models import PREFETCHED_CONTENTS, Campaign, SendPolicy
-from apps.common.compiled_first import CompiledFirst
+from apps.common.compiled import CompiledFirst
 from apps.common.errors import NotFound
 from apps.workspaces.models import Workspace
 from apps.workspaces.selectors import parse_uuid

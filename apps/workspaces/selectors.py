@@ -2,7 +2,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from apps.common.compiled_first import CompiledFirst
+from apps.common.compiled import CompiledFirst
 from apps.workspaces.models import (
     Invitation,
     MemberStatus,

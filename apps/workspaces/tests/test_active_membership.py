@@ -1,5 +1,5 @@
 """The tenancy check's membership lookup (compiled once per connection, apps/common/
-compiled_first.py) answers what the queryset's `.first()` answers, in one query, and never
+compiled.py) answers what the queryset's `.first()` answers, in one query, and never
 from an earlier request's answer."""
 
 import uuid
@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.common.compiled_first import CompiledFirst
+from apps.common.compiled import CompiledFirst
 from apps.workspaces.models import Workspace, WorkspaceMember
 from apps.workspaces.selectors import _active_memberships, active_membership
 

@@ -1,0 +1,90 @@
+"""CompiledRows (apps/common/compiled.py) answers what its queryset answers — the same named
+tuples, converted alike, in the same order — in one query, compiled once per connection and
+number of ids, and never from an earlier call's answer. (CompiledFirst: test_active_membership.)"""
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
+from django.test.utils import CaptureQueriesContext
+
+from apps.common.compiled import CompiledRows
+from apps.workspaces.models import Workspace
+
+pytestmark = pytest.mark.django_db
+
+
+def workspace_rows(ids):
+    return (
+        Workspace.objects.filter(pk__in=ids)
+        .order_by("name")
+        .values_list("id", "name", "created_at", "languages", named=True)
+    )
+
+
+@pytest.fixture
+def compiled_rows():
+    return CompiledRows(workspace_rows, Workspace._meta.pk)
+
+
+@pytest.fixture
+def workspaces(make_workspace):
+    return [make_workspace(name=name) for name in ("Charlie", "Alpha", "Bravo")]
+
+
+def test_same_rows_as_the_queryset(compiled_rows, workspaces):
+    ids = [workspace.pk for workspace in workspaces]
+    for some in (ids, ids[:1], ids[1:], [uuid.uuid4(), ids[0]], [uuid.uuid4()]):
+        expected = list(workspace_rows(some))
+        with CaptureQueriesContext(connection) as queries:
+            found = compiled_rows(some)
+        assert found == expected
+        assert [type(row) for row in found] == [type(row) for row in expected]
+        assert [row._fields for row in found] == [row._fields for row in expected]
+        assert len(queries) == 1
+    assert [row.name for row in compiled_rows(ids)] == ["Alpha", "Bravo", "Charlie"]
+    assert compiled_rows(ids)[0].languages == ["en"]  # the JSON column's converter applied
+
+
+def test_compiled_once_per_number_of_ids(compiled_rows, workspaces, monkeypatch):
+    ids = [workspace.pk for workspace in workspaces]
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or as_sql(self, *a, **k)
+    )
+    for _ in range(3):
+        compiled_rows(ids[:2])
+        compiled_rows(ids[1:])
+        compiled_rows(ids)
+    assert len(compiled) == 2  # two ids, three ids
+
+
+def test_never_an_earlier_answer(compiled_rows, workspaces):
+    ids = [workspace.pk for workspace in workspaces]
+    assert len(compiled_rows(ids)) == 3
+    Workspace.objects.filter(pk=ids[0]).update(name="Zulu")
+    assert [row.name for row in compiled_rows(ids)] == ["Alpha", "Bravo", "Zulu"]
+    Workspace.objects.filter(pk=ids[1]).delete()
+    assert [row.name for row in compiled_rows(ids)] == ["Bravo", "Zulu"]
+
+
+def test_no_ids_no_query_and_long_lists_run_the_queryset(compiled_rows, workspaces):
+    with CaptureQueriesContext(connection) as queries:
+        assert compiled_rows([]) == []
+    assert len(queries) == 0
+    many = [uuid.uuid4() for _ in range(CompiledRows.MAX_IDS)] + [workspaces[0].pk]
+    assert compiled_rows(many) == list(workspace_rows(many))
+
+
+def test_refuses_what_it_cannot_compile(workspaces):
+    ids = [workspace.pk for workspace in workspaces]
+    instances = CompiledRows(lambda ids: Workspace.objects.filter(pk__in=ids), Workspace._meta.pk)
+    with pytest.raises(TypeError, match="named=True"):
+        instances(ids)
+    unused = CompiledRows(
+        lambda ids: Workspace.objects.values_list("id", named=True), Workspace._meta.pk
+    )
+    with pytest.raises(TypeError, match="not one SQL parameter"):
+        unused(ids)
