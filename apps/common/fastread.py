@@ -393,7 +393,10 @@ def _datetime(field):
         if zone is None:
             return to_representation(value)
         if zone in UTC_ZONES:
-            if value.tzinfo is not zone:
+            # A value in either UTC object is written as it is (orjson writes "Z" for a zero
+            # offset): psycopg's carry datetime.UTC, the output zone is ZoneInfo("UTC"), and
+            # astimezone() between them cost as much as the formatting.
+            if value.tzinfo not in UTC_ZONES:
                 value = value.astimezone(zone)
             return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
         text = value.astimezone(zone).isoformat()

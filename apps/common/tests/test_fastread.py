@@ -165,6 +165,7 @@ class WhenSerializer(FastReadMixin, serializers.Serializer):
 AWARE_VALUES = [
     datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
     datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=ZoneInfo("UTC")),
     datetime(2026, 7, 2, 3, 4, 5, 999999, tzinfo=ZoneInfo("Europe/Paris")),
     datetime(2026, 1, 2, 3, 4, 5, tzinfo=ZoneInfo("Europe/London")),
     datetime(1900, 1, 1, 0, 0, 1, tzinfo=ZoneInfo("Africa/Abidjan")),  # -00:16:08
