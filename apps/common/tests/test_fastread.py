@@ -183,6 +183,22 @@ def test_aware_date_times_in_any_output_zone(zone):
     assert [row["when"] for row in fast] == [row["when"] for row in reference]  # the text
 
 
+class LoggedAtSerializer(FastReadMixin, serializers.ModelSerializer):
+    class Meta:
+        model = AuditLog
+        fields = ["created_at"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "Africa/Abidjan"])
+def test_date_time_columns_in_any_output_zone(zone):
+    """A model column is read in line by the generated row reader (its UTC case too)."""
+    assert LoggedAtSerializer._readers()[0][1].column == "created_at"
+    rows = [AuditLog(created_at=value) for value in [*AWARE_VALUES, "2026-01-02T03:04:05Z"]]
+    with timezone.override(zone):
+        fast, reference = both(LoggedAtSerializer, rows, many=True)
+    assert [row["created_at"] for row in fast] == [row["created_at"] for row in reference]
+
+
 def test_a_subclass_reads_its_own_fields(workspace):
     class Narrow(FastReadMixin, serializers.ModelSerializer):
         class Meta:
