@@ -138,9 +138,7 @@ class _FirstInstance:
             )
 
     def run(self, values: list) -> Model | None:
-        rows = self.statement.execute(
-            values, lambda cursor: [row] if (row := cursor.fetchone()) else []
-        )
+        rows = self.statement.execute(values, lambda cursor: cursor.fetchmany(1))
         if not rows:
             return None
         row = rows[0]
