@@ -31,6 +31,7 @@ from apps.campaigns.serializers import (
 )
 from apps.common.errors import NotFound, ValidationFailed
 from apps.common.pagination import CursorPagination
+from apps.common.representations import VersionedRepresentations
 from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
 from apps.workspaces.models import Role
@@ -103,6 +104,10 @@ SCHEDULE_EXAMPLES = [
 PREVIEW_DEFAULT_RANGE = timedelta(days=7)
 PREVIEW_MAX_RANGE = timedelta(days=31)
 
+# The list's campaigns, kept per row version: a page reads (id, row_version) pairs and
+# serializes only the campaigns it has not shown as they are (README "Lists, ...").
+listed_campaigns = VersionedRepresentations(CampaignSerializer)
+
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 
@@ -123,7 +128,7 @@ NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignSt
         "and above.",
     ),
 )
-class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+class CampaignViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     """Campaigns of the workspace. Members read and write them."""
 
     api_key_scopes = {
@@ -145,6 +150,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspac
 
     def refine_queryset(self, queryset):
         return selectors.campaigns_for_listing(queryset)
+
+    def list(self, request):
+        listed = self.filter_queryset(self.get_queryset()).prefetch_related(None)
+        page = self.paginate_queryset(listed.values_list("pk", "row_version"))
+        return self.get_paginated_response(listed_campaigns.of(page, self.get_queryset()))
 
     def get_serializer_class(self):
         return CampaignSerializer if self.action == "list" else CampaignDetailSerializer

@@ -178,6 +178,11 @@ class Campaign(SoftDeleteModel):
     duplicated_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Raised by the database on every write of the row or of one of its contents (triggers,
+    # migration 0009), whoever writes — a save(), the engine's update()s, a SET_NULL of a
+    # deleted user: the list keeps each campaign's representation per version
+    # (apps.common.representations). What Django writes here is overwritten.
+    row_version = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

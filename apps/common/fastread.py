@@ -86,6 +86,11 @@ def drf_output():
         _switch.off = previous
 
 
+def enabled() -> bool:
+    """Whether this thread serializes by the fast path (not inside drf_output())."""
+    return not getattr(_switch, "off", False)
+
+
 # Put first in the bases of a (Model)Serializer: `class X(FastReadMixin, ModelSerializer)`.
 # No docstring: drf-spectacular documents a serializer with its (inherited) docstring.
 class FastReadMixin:
