@@ -32,7 +32,8 @@ class CursorPagination(pagination.BasePagination):
     ones, or ones sharing the boundary's instant) can neither shift nor repeat what follows,
     unlike an offset. No COUNT(*): with the (workspace|parent, field, id) index a page is one
     index range scan, however deep. On a table partitioned by the field, that scan goes one
-    time window at a time (`_read`), so that a page plans a few partitions, not all.
+    time window at a time (`_read`), so that a page plans a few partitions, not all; a view
+    over few rows a span (one campaign's) says `cursor_sparse = True` (wider first window).
 
     Compatibility (API.md promised `?page=N` with `count`): a request that names `page` still
     gets the page-number answer (with `count`, plus a `Deprecation` header) for one
@@ -49,6 +50,7 @@ class CursorPagination(pagination.BasePagination):
         self.request = request
         self.field = getattr(view, "cursor_field", "created_at")
         self.tiebreaker = tie = getattr(view, "cursor_tiebreaker", "id")
+        self.sparse = getattr(view, "cursor_sparse", False)
         queryset = queryset.order_by(f"-{self.field}", f"-{tie}")
         self.legacy = None
         if self.legacy_query_param in request.query_params:
@@ -88,7 +90,10 @@ class CursorPagination(pagination.BasePagination):
         the partitions of its window), in one statement elsewhere."""
         rows = []
         table = queryset.model._meta.db_table
-        for lo, hi in partitions.windows(table, self.field, start, descending=not ascending):
+        spans = partitions.windows(
+            table, self.field, start, descending=not ascending, sparse=self.sparse
+        )
+        for lo, hi in spans:
             part = queryset
             if lo is not None:
                 part = part.filter(**{f"{self.field}__gte": lo})

@@ -124,11 +124,14 @@ NEAR_SPANS = 7
 
 
 def windows(
-    table: str, key: str, start: datetime | None, *, descending: bool
+    table: str, key: str, start: datetime | None, *, descending: bool, sparse: bool = False
 ) -> list[tuple[datetime | None, datetime | None]]:
     """The disjoint ranges [lo, hi) of `key` (None: unbounded) that a walk over `table`
     ordered by `key` from `start` (None: now) reads one statement each, nearest first: the
     span holding `start` and all beyond it, the next NEAR_SPANS spans, then the rest.
+    `sparse` (a walk that finds tens of rows a span, like one campaign's notifications): the
+    first two in one statement — planning the near spans together costs PostgreSQL about
+    what planning them apart does, and a second statement ≈ 2.7M instructions of Django.
 
     A statement whose key bounds are literals is pruned by the planner to the partitions
     they overlap (one unbounded statement plans and opens every partition: ~5 ms at 98).
@@ -140,10 +143,12 @@ def windows(
     first = span_start(table, start or timezone.now())
     if descending:
         near = first - NEAR_SPANS * span
-        return [(first, None), (near, first), (None, near)]
+        return (
+            [(near, None), (None, near)] if sparse else [(first, None), (near, first), (None, near)]
+        )
     after = first + span
     far = after + NEAR_SPANS * span
-    return [(None, after), (after, far), (far, None)]
+    return [(None, far), (far, None)] if sparse else [(None, after), (after, far), (far, None)]
 
 
 # --- maintenance ------------------------------------------------------------------------------

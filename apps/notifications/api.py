@@ -55,6 +55,8 @@ class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet)
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
     pagination_class = CursorPagination
+    # Tens of rows a day: a page spans days (partitions.windows).
+    cursor_sparse = True
 
     def refine_queryset(self, queryset):
         campaign = campaign_selectors.campaign_of(self.workspace, self.kwargs["campaign_id"])

@@ -132,11 +132,13 @@ def test_walks_read_rows_of_every_age_in_order(api, scheduled, workspace, days_a
         at = now - timedelta(days=days, minutes=5)
         made["notifications"] += notifications(campaign, delivery, 3, at=at)
         made["audit"] += audit_rows(workspace, 3, at=at)
+    made["campaign"] = made["notifications"]  # read in sparse windows (cursor_sparse)
     for kind, url in (
         ("notifications", "/api/v1/notifications?page_size=2"),
+        ("campaign", f"/api/v1/campaigns/{campaign.pk}/notifications?page_size=2"),
         ("audit", "/api/v1/audit-logs?page_size=2&action=test.row"),
     ):
-        model = Notification if kind == "notifications" else AuditLog
+        model = AuditLog if kind == "audit" else Notification
         rows = model.objects.in_bulk(made[kind])
         expected = [
             str(row.pk)
@@ -170,6 +172,24 @@ def test_a_first_page_filled_by_todays_rows_plans_only_the_newest_partitions(
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "notifications_notification_p" in plan
     assert "notifications_notification_before" not in plan, plan
+
+
+@pytest.mark.skipif(not partitions_enabled(), reason="partitions are PostgreSQL's")
+def test_a_campaigns_first_page_reads_the_near_days_in_one_statement(api, scheduled):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign, delivery = scheduled(contents=1)
+    notifications(campaign, delivery, 3, at=timezone.now() - timedelta(days=3))
+    notifications(campaign, delivery, 3)
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get(f"/api/v1/campaigns/{campaign.pk}/notifications?page_size=5").json()
+    assert len(body["results"]) == 5
+    listing = [q["sql"] for q in queries if 'FROM "notifications_notification"' in q["sql"]]
+    assert len(listing) == 1  # today and three days ago: one window, not two
+    with CaptureQueriesContext(connection) as queries:
+        api.get("/api/v1/notifications?page_size=5")
+    assert len([q for q in queries if 'FROM "notifications_notification"' in q["sql"]]) == 2
 
 
 def test_previous_links_walk_back_to_the_first_page(api, workspace):
