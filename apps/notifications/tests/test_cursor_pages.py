@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.common.models import AuditLog
 from apps.common.pagination import CursorPagination
 from apps.common.partitions import enabled as partitions_enabled
-from apps.notifications.models import Notification
+from apps.notifications.models import Delivery, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -190,6 +190,39 @@ def test_a_campaigns_first_page_reads_the_near_days_in_one_statement(api, schedu
     with CaptureQueriesContext(connection) as queries:
         api.get("/api/v1/notifications?page_size=5")
     assert len([q for q in queries if 'FROM "notifications_notification"' in q["sql"]]) == 2
+
+
+def test_a_campaigns_rows_are_shown_only_while_it_is_the_workspaces_and_live(
+    api, scheduled, client_for, make_user, make_workspace
+):
+    # The page's own statement checks the campaign (of_live_campaign); only an empty page
+    # asks whether it exists. Rows of a campaign deleted or of another workspace: a 404.
+    campaign, delivery = scheduled(contents=1)
+    notifications(campaign, delivery, 3)
+    urls = [f"/api/v1/campaigns/{campaign.pk}/{kind}" for kind in ("notifications", "jobs")]
+    assert [len(api.get(url).json()["results"]) for url in urls] == [3, 1]
+    assert [len(api.get(f"{url}?page=1").json()["results"]) for url in urls] == [3, 1]
+
+    stranger = make_user()
+    other = client_for(stranger, make_workspace(owner=stranger))
+    assert [other.get(url).status_code for url in urls] == [404, 404]
+
+    assert api.post(f"/api/v1/campaigns/{campaign.pk}/cancel").status_code == 200
+    assert api.get(urls[1]).json()["results"]  # cancelled, not deleted: still listed
+    assert api.delete(f"/api/v1/campaigns/{campaign.pk}").status_code == 204
+    for url in urls:
+        response = api.get(url)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_live_campaign_without_rows_is_an_empty_page(api, scheduled):
+    campaign, _ = scheduled(contents=1)
+    Delivery.objects.filter(campaign=campaign).delete()
+    for kind in ("notifications", "jobs"):
+        response = api.get(f"/api/v1/campaigns/{campaign.pk}/{kind}")
+        assert response.status_code == 200
+        assert response.json()["results"] == []
 
 
 def test_previous_links_walk_back_to_the_first_page(api, workspace):
