@@ -105,7 +105,8 @@ PREVIEW_DEFAULT_RANGE = timedelta(days=7)
 PREVIEW_MAX_RANGE = timedelta(days=31)
 
 # The list's campaigns, kept per row version: a page reads (id, row_version) pairs and
-# serializes only the campaigns it has not shown as they are (README "Lists, ...").
+# serializes only the campaigns it has not shown as they are (README "Lists, per row
+# version").
 listed_campaigns = VersionedRepresentations(CampaignSerializer)
 
 # States in which a campaign has no future runs to show.
