@@ -85,8 +85,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["user"] = "1000000000/min"  # noqa: F40
 
 # --- data -------------------------------------------------------------------------------------
 def make_fixtures():
-    """The owner (created), two workspaces and, in each, one template row per table (services
-    only)."""
+    """Creates the owner; returns two workspaces and, in each, one template row per table
+    (services only)."""
     from apps.accounts.models import User
     from apps.workspaces.services import create_workspace
 
