@@ -127,6 +127,11 @@ USES_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql
 if USES_POSTGRES:
     # Django's backend with psycopg's C date-time parser (apps/common/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "apps.common.postgresql"
+    # Cursor pages planned once a session (apps/common/postgresql/base.py); off behind a
+    # pooler that drops a session's prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepared_statements"] = env_bool(
+        "DB_PREPARED_STATEMENTS", True
+    )
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", "")

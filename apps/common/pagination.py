@@ -3,7 +3,9 @@ import binascii
 import json
 import uuid
 from collections import OrderedDict
+from contextlib import nullcontext
 
+from django.db import connections
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
@@ -93,15 +95,20 @@ class CursorPagination(pagination.BasePagination):
         spans = partitions.windows(
             table, self.field, start, descending=not ascending, sparse=self.sparse
         )
-        for lo, hi in spans:
-            part = queryset
-            if lo is not None:
-                part = part.filter(**{f"{self.field}__gte": lo})
-            if hi is not None:
-                part = part.filter(**{f"{self.field}__lt": hi})
-            rows.extend(part[: limit - len(rows)])
-            if len(rows) == limit:
-                break
+        connection = connections[queryset.db]
+        # A page's statements are the same every time but for their values: planned once a
+        # session (on PostgreSQL), their bounds literals so the plan keeps its partitions.
+        preparing = getattr(connection, "prepared_statements", nullcontext)
+        with preparing():
+            for lo, hi in spans:
+                part = queryset
+                if lo is not None:
+                    part = part.filter(**{f"{self.field}__gte": partitions.Bound(lo)})
+                if hi is not None:
+                    part = part.filter(**{f"{self.field}__lt": partitions.Bound(hi)})
+                rows.extend(part[: limit - len(rows)])
+                if len(rows) == limit:
+                    break
         return rows
 
     def get_paginated_response(self, data):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.utils import OperationalError
 from django.utils import timezone
 
@@ -149,6 +149,19 @@ def windows(
     after = first + span
     far = after + NEAR_SPANS * span
     return [(None, far), (far, None)] if sparse else [(None, after), (after, far), (far, None)]
+
+
+class Bound(models.Value):
+    """A window's bound, written into the SQL as a literal rather than a parameter: a
+    statement PostgreSQL plans once (prepared: CursorPagination) is then still pruned to its
+    window's partitions when planned, where a parameter leaves every partition in the plan
+    for the executor to prune (a generic plan of all ~100: ~150 ms, per session)."""
+
+    def __init__(self, value: datetime):
+        super().__init__(value, output_field=models.DateTimeField())
+
+    def as_postgresql(self, compiler, connection):
+        return f"'{self.value.astimezone(UTC).isoformat()}'::timestamptz", []
 
 
 # --- maintenance ------------------------------------------------------------------------------

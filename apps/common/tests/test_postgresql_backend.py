@@ -67,3 +67,29 @@ def test_out_of_range_fails_alike():
             cursor.execute("SELECT 'infinity'::timestamptz")
             with pytest.raises((psycopg.DataError, DataError), match="too large"):
                 cursor.fetchone()
+
+
+def test_inside_prepared_statements_a_statement_is_prepared_and_generic():
+    with connection.prepared_statements(), connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute("SELECT %s::int + 1 AS prepared_probe", [41])
+            assert cursor.fetchone() == (42,)
+    with connection.cursor() as cursor:  # Django's own cursors: never prepared
+        cursor.execute("SELECT %s::int + 2 AS unprepared_probe", [40])
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)
+        cursor.execute("SELECT statement, generic_plans FROM pg_prepared_statements")
+        found = [
+            (statement, plans) for statement, plans in cursor.fetchall() if "probe" in statement
+        ]
+    assert found == [("SELECT $1::int + 1 AS prepared_probe", 2)]
+
+
+def test_the_option_turns_preparing_off(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepared_statements", False)
+    assert "plan_cache_mode" not in connection.get_connection_params().get("options", "")
+    with connection.prepared_statements(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 AS never_prepared_probe")
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ["%never_prepared_probe%"])  # fmt: skip
+        assert cursor.fetchone() == (0,)

@@ -192,6 +192,63 @@ def test_a_campaigns_first_page_reads_the_near_days_in_one_statement(api, schedu
     assert len([q for q in queries if 'FROM "notifications_notification"' in q["sql"]]) == 2
 
 
+def prepared_page_statements():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ['%FROM "notifications_notification"%'],
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.skipif(not partitions_enabled(), reason="partitions are PostgreSQL's")
+def test_a_page_is_planned_once_a_session_and_sees_a_partition_made_since(api, scheduled):
+    from apps.common import partitions
+
+    campaign, delivery = scheduled(contents=1)
+    notifications(campaign, delivery, 3)
+    url = f"/api/v1/campaigns/{campaign.pk}/notifications?page_size=5"
+    newest_first = list(
+        Notification.objects.order_by("-created_at", "-id").values_list("id", flat=True)
+    )
+    for _ in range(3):
+        assert [r["id"] for r in api.get(url).json()["results"]] == [str(i) for i in newest_first]
+    # Both windows' statements (the near days held 3 rows of 5): planned once, generic.
+    assert prepared_page_statements() == [(3, 0), (3, 0)]
+    # A day beyond every partition: ATTACH PARTITION makes PostgreSQL plan it again.
+    later = timezone.now() + timedelta(days=settings_days_ahead() + 5)
+    partitions.ensure_partitions(settings_days_ahead() + 6)
+    newer = notifications(campaign, delivery, 2, at=later)
+    assert partitions.partition_name("notifications_notification", later) in [
+        p.name for p in partitions.partitions("notifications_notification")
+    ]
+    ids = [r["id"] for r in api.get(url).json()["results"]]
+    assert ids == sorted(newer, reverse=True) + [str(i) for i in newest_first]
+
+
+@pytest.mark.skipif(not partitions_enabled(), reason="partitions are PostgreSQL's")
+def test_a_rolled_back_transaction_keeps_the_prepared_page(api, scheduled):
+    from django.db import transaction
+
+    campaign, delivery = scheduled(contents=1)
+    ids = set(notifications(campaign, delivery, 2))
+    url = f"/api/v1/campaigns/{campaign.pk}/notifications"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert api.get(url).status_code == 200  # prepared inside: not undone by a rollback
+        raise RuntimeError
+    assert {r["id"] for r in api.get(url).json()["results"]} == ids
+    assert [custom for _generic, custom in prepared_page_statements()] == [0, 0]
+
+
+def settings_days_ahead() -> int:
+    from django.conf import settings
+
+    return settings.PARTITION_DAYS_AHEAD
+
+
 def test_a_campaigns_rows_are_shown_only_while_it_is_the_workspaces_and_live(
     api, scheduled, client_for, make_user, make_workspace
 ):
