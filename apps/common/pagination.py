@@ -6,7 +6,8 @@ from collections import OrderedDict
 from contextlib import nullcontext
 
 from django.db import connections
-from django.db.models import Q
+from django.db.models import F
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
 from rest_framework.response import Response
@@ -62,17 +63,7 @@ class CursorPagination(pagination.BasePagination):
         raw = request.query_params.get(self.cursor_query_param)
         backwards, key = self.decode(raw, by_id=tie == "id") if raw else (False, None)
         if key is not None:
-            value, pk = key
-            f = self.field
-            if backwards:
-                # Rows newer than the key, nearest first (ascending), flipped afterwards.
-                queryset = queryset.filter(**{f"{f}__gte": value})
-                queryset = queryset.filter(Q(**{f"{f}__gt": value}) | Q(**{f"{tie}__gt": pk}))
-                queryset = queryset.order_by(f, tie)
-            else:
-                # The redundant `<=` bound keeps it a range scan of the composite index.
-                queryset = queryset.filter(**{f"{f}__lte": value})
-                queryset = queryset.filter(Q(**{f"{f}__lt": value}) | Q(**{f"{tie}__lt": pk}))
+            queryset = self._beyond(queryset, key, backwards=backwards)
         rows = self._read(
             queryset, self.size + 1, start=key[0] if key else None, ascending=backwards
         )
@@ -85,6 +76,30 @@ class CursorPagination(pagination.BasePagination):
             self.has_previous, self.has_next = key is not None, more
         self.rows = rows
         return rows
+
+    def _beyond(self, queryset, key, *, backwards: bool):
+        """The rows strictly after the key in the walk's order: older ones, or (`backwards`)
+        newer ones nearest first (ascending, flipped by the caller).
+
+        A row comparison, `(field, id) < (value, pk)` (Django's, that of its composite
+        primary keys): on PostgreSQL one condition of the composite index's range scan,
+        whose selectivity the planner guesses sensibly in a generic plan too.
+        (`field <= $1 AND field >= <window>` is taken for a narrow range, 0.5 %, and the
+        prepared page was planned as "read the window, sort it": today's 6,600
+        notifications sorted for each page, 4.2 ms instead of 0.08.) Where the backend has
+        no row values (SQLite) Django writes it out as ORs, and a redundant `<=`/`>=` bound
+        keeps it a range scan."""
+        value, pk = key
+        columns = Tuple(F(self.field), F(self.tiebreaker))
+        if backwards:
+            queryset = queryset.filter(TupleGreaterThan(columns, (value, pk)))
+            queryset = queryset.order_by(self.field, self.tiebreaker)
+        else:
+            queryset = queryset.filter(TupleLessThan(columns, (value, pk)))
+        if not connections[queryset.db].features.supports_tuple_lookups:
+            bound = "gte" if backwards else "lte"
+            queryset = queryset.filter(**{f"{self.field}__{bound}": value})
+        return queryset
 
     def _read(self, queryset, limit: int, *, start, ascending: bool) -> list:
         """The first `limit` rows of the ordered `queryset`, read one time window after the
