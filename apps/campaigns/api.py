@@ -470,8 +470,8 @@ class CampaignViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         cursor_field="run_at",
     )
     def jobs(self, request, campaign_id=None):
-        campaign = selectors.campaign_of(self.workspace, campaign_id)
-        if campaign is None:
+        campaign_id = selectors.live_campaign_id(self.workspace, campaign_id)
+        if campaign_id is None:
             raise NotFound()
-        page = self.paginate_queryset(notification_selectors.deliveries_of(campaign))
+        page = self.paginate_queryset(notification_selectors.deliveries_of(campaign_id))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)

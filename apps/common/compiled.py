@@ -11,8 +11,9 @@ written once, in the queryset; only the compiling is saved.
 
 - `CompiledFirst` — `queryset.first()`: model instances with all columns (no `only()`/
   `defer()`, no annotations) and at most one level of `select_related` foreign keys
-  (cached on their foreign key, as Django does). The tenancy check's membership lookup, a
-  campaign's check on its notifications and jobs.
+  (cached on their foreign key, as Django does) — the tenancy check's membership lookup; or
+  one column's value, for a `values_list(column, flat=True)` queryset — a campaign's check
+  on its notifications and jobs (its id alone) and stats (the instance).
 - `CompiledRows` — a `values_list(..., named=True)` queryset filtered by a list of UUIDs
   (`field__in=ids`): the named tuples, in the queryset's order. Compiled once per number of
   ids (a page of 50 campaigns is one statement; at most `MAX_IDS` ids, more run the queryset).
@@ -25,10 +26,11 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import NamedValuesListIterable
+from django.db.models.query import FlatValuesListIterable, ModelIterable, NamedValuesListIterable
 from django.db.models.utils import create_namedtuple_class
 
 
@@ -96,28 +98,49 @@ class CompiledFirst:
         self._fields = placeholder_fields
         self._per_connection = _PerConnection()
 
-    def __call__(self, using: str = "default", **values) -> Model | None:
-        """`build(**values).first()`: the first instance, or None."""
+    def __call__(self, using: str = "default", **values) -> Model | Any:
+        """`build(**values).first()`: the first instance (or value), or None."""
         connection = connections[using]
         compiled = self._per_connection.compiled(
-            connection, None, lambda: _FirstInstance(self._build, self._fields, connection)
+            connection, None, lambda: self._compile(connection)
         )
         return compiled.run([values[name] for name in self._fields])
 
-
-class _FirstInstance:
-    def __init__(self, build, fields: dict, connection):
-        placeholders = {name: uuid.uuid4() for name in fields}
-        queryset = build(**placeholders)
+    def _compile(self, connection):
+        placeholders = {name: uuid.uuid4() for name in self._fields}
+        queryset = self._build(**placeholders)
         # What QuerySet.first() runs: its ordering (the primary key if none), one row.
         queryset = (queryset if queryset.ordered else queryset.order_by("pk"))[:1]
-        query = queryset.query
-        if query.deferred_loading != (frozenset(), True) or query.annotation_select:
-            raise TypeError("CompiledFirst needs every column and no annotations.")
-        self.alias = connection.alias
-        self.statement = _Statement(
-            queryset, connection, [(fields[name], placeholders[name]) for name in fields]
+        statement = _Statement(
+            queryset,
+            connection,
+            [(self._fields[name], placeholders[name]) for name in self._fields],
         )
+        if queryset._iterable_class is FlatValuesListIterable:
+            return _FirstValue(statement)
+        return _FirstInstance(queryset, statement, connection)
+
+
+class _FirstValue:
+    def __init__(self, statement: _Statement):
+        self.statement = statement
+
+    def run(self, values: list):
+        rows = self.statement.execute(values, lambda cursor: cursor.fetchmany(1))
+        return rows[0][0] if rows else None
+
+
+class _FirstInstance:
+    def __init__(self, queryset: QuerySet, statement: _Statement, connection):
+        query = queryset.query
+        if (
+            queryset._iterable_class is not ModelIterable
+            or query.deferred_loading != (frozenset(), True)
+            or query.annotation_select
+        ):
+            raise TypeError("CompiledFirst needs instances with every column and no annotations.")
+        self.alias = connection.alias
+        self.statement = statement
         select = self.statement.select
         info = self.statement.compiler.klass_info
         self.model, self.columns = info["model"], info["select_fields"]

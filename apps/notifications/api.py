@@ -59,7 +59,9 @@ class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet)
     cursor_sparse = True
 
     def refine_queryset(self, queryset):
-        campaign = campaign_selectors.campaign_of(self.workspace, self.kwargs["campaign_id"])
-        if campaign is None:
+        campaign_id = campaign_selectors.live_campaign_id(
+            self.workspace, self.kwargs["campaign_id"]
+        )
+        if campaign_id is None:
             raise NotFound("No such campaign.")
-        return queryset.filter(campaign_id=campaign.pk).order_by("-created_at", "-id")
+        return queryset.filter(campaign_id=campaign_id).order_by("-created_at", "-id")

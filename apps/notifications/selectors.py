@@ -63,11 +63,11 @@ def progress_of(campaign_ids) -> dict:
     }
 
 
-def deliveries_of(campaign) -> QuerySet[Delivery]:
+def deliveries_of(campaign_id) -> QuerySet[Delivery]:
     """The campaign's deliveries, latest run first, each with its occurrence's instant (the
     only column of the occurrence that the list shows)."""
     return with_related_columns(
-        Delivery.objects.filter(campaign=campaign), occurrence_at="occurrence__at"
+        Delivery.objects.filter(campaign_id=campaign_id), occurrence_at="occurrence__at"
     ).order_by("-run_at", "slice")
 
 

@@ -1,6 +1,7 @@
 """CompiledRows (apps/common/compiled.py) answers what its queryset answers — the same named
 tuples, converted alike, in the same order — in one query, compiled once per connection and
-number of ids, and never from an earlier call's answer. (CompiledFirst: test_active_membership.)"""
+number of ids, and never from an earlier call's answer. CompiledFirst: its flat values here,
+its instances in test_active_membership."""
 
 import uuid
 
@@ -9,7 +10,7 @@ from django.db import connection
 from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
-from apps.common.compiled import CompiledRows
+from apps.common.compiled import CompiledFirst, CompiledRows
 from apps.workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +89,18 @@ def test_refuses_what_it_cannot_compile(workspaces):
     )
     with pytest.raises(TypeError, match="not one SQL parameter"):
         unused(ids)
+
+
+def test_a_compiled_first_value_is_what_first_answers(workspaces):
+    def names_of(pk):
+        return Workspace.objects.filter(pk=pk).values_list("name", flat=True)
+
+    first_name = CompiledFirst(names_of, pk=Workspace._meta.pk)
+    for workspace in workspaces:
+        with CaptureQueriesContext(connection) as queries:
+            found = first_name(pk=workspace.pk)
+        assert found == names_of(workspace.pk).first() == workspace.name
+        assert len(queries) == 1
+    assert first_name(pk=uuid.uuid4()) is None
+    Workspace.objects.filter(pk=workspaces[0].pk).update(name="Zulu")
+    assert first_name(pk=workspaces[0].pk) == "Zulu"  # run again, not remembered
