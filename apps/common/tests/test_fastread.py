@@ -97,6 +97,25 @@ def test_none_in_model_columns(workspace):
     assert fast[0]["action"] is None and fast[0]["created_at"] is None
 
 
+def test_a_serialized_list_lets_go_of_its_rows(workspace):
+    import gc
+    import weakref
+
+    entries = [audit.record("x.done", workspace=workspace, target_id=str(i)) for i in range(3)]
+    alive = weakref.ref(entries[0])
+    serializer = AuditRowSerializer(entries, many=True)
+    serializer.child.parent = serializer  # a cycle, as a request's view and response make
+    data = serializer.data
+    del entries
+    gc.disable()  # freed by reference counting, not by the cyclic collector
+    try:
+        assert alive() is None
+    finally:
+        gc.enable()
+    assert [row["target_id"] for row in serializer.data] == ["0", "1", "2"]  # kept
+    assert data.serializer is serializer
+
+
 class AnnotatedSerializer(FastReadMixin, serializers.ModelSerializer):
     actor_email = serializers.EmailField(read_only=True, allow_null=True)  # an annotation
     shouted = Shout(read_only=True)  # an annotation through a custom field
