@@ -98,7 +98,7 @@ class CompiledFirst:
         self._fields = placeholder_fields
         self._per_connection = _PerConnection()
 
-    def __call__(self, using: str = "default", **values) -> Model | Any:
+    def __call__(self, using: str = "default", **values) -> Any:
         """`build(**values).first()`: the first instance (or value), or None."""
         connection = connections[using]
         compiled = self._per_connection.compiled(
