@@ -183,8 +183,11 @@ class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
                     raise ValidationFailed.on(name, f"One of {', '.join(allowed)}.")
                 queryset = queryset.filter(**{name: wanted})
         for name in ("time_zone", "language"):
-            if params.get(name):
-                queryset = queryset.filter(**{name: params[name]})
+            wanted = params.get(name)
+            if wanted:
+                if "\x00" in wanted:  # PostgreSQL's text cannot hold it: no such device
+                    raise ValidationFailed.on(name, "Must not contain NUL characters.")
+                queryset = queryset.filter(**{name: wanted})
         # The token's ciphertext and FCM's confirmed topics are never listed: not fetched.
         return queryset.defer("encrypted_token", "subscribed").order_by("-created_at", "id")
 

@@ -81,8 +81,13 @@ class DatabaseOperations(base.DatabaseOperations):
     def last_executed_query(self, cursor, sql, params):
         if isinstance(cursor, PreparingCursor):
             # What Django logs for its own server-binding cursors: the SQL with the values
-            # quoted in, runnable as written (the sent text has $1, $2…).
-            return self.compose_sql(sql, params)
+            # quoted in, runnable as written (the sent text has $1, $2…) — and, as Django
+            # does, nothing for values that cannot be quoted (a NUL in a text): the
+            # statement's own error is the one to raise.
+            try:
+                return self.compose_sql(sql, params)
+            except psycopg.errors.DataError:
+                return None
         return super().last_executed_query(cursor, sql, params)
 
 

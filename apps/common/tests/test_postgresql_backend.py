@@ -93,3 +93,15 @@ def test_the_option_turns_preparing_off(monkeypatch):
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
                        ["%never_prepared_probe%"])  # fmt: skip
         assert cursor.fetchone() == (0,)
+
+
+def test_a_value_that_cannot_be_sent_raises_djangos_error_even_while_logging():
+    from django.test.utils import CaptureQueriesContext
+
+    with (
+        CaptureQueriesContext(connection),  # the debug cursor: it logs the composed SQL
+        connection.prepared_statements(),
+        pytest.raises(DataError, match="NUL"),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT %s::text", ["a\x00b"])

@@ -220,3 +220,11 @@ def test_the_most_and_longest_topics_fit(app):
     response = app.post("/api/v1/devices", device(topics=names), format="json")
     assert response.status_code == 201, response.content
     assert len(Device.objects.get().topics) == registry.MAX_APP_TOPICS + 3
+
+
+@pytest.mark.parametrize("name", ["time_zone", "language"])
+def test_a_nul_in_a_text_filter_is_a_400_naming_it(api, name):
+    response = api.get(f"/api/v1/audience/devices?{name}=Europe%00Paris")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert name in response.json()["error"]["details"]
