@@ -20,7 +20,8 @@ from apps.common.idempotency import IdempotentMixin
 from apps.common.pagination import CursorPagination
 from apps.common.transactions import OutsideRequestTransaction
 from apps.devices import selectors, services, topics
-from apps.devices.models import Device, DeviceStatus, Platform, TopicAudience
+from apps.devices.filters import DeviceFilter
+from apps.devices.models import Device, TopicAudience
 from apps.devices.serializers import (
     DeviceBatchSerializer,
     DeviceListSerializer,
@@ -161,33 +162,15 @@ class DeviceTokenView(_AppFacing):
     description="The workspace's devices, newest first, filterable by `platform`, `status`, "
     "`time_zone` and `language`: platform, zone, language, topics, whether FCM has confirmed "
     "them, and the token's first characters only. Members and above.",
-    parameters=[
-        OpenApiParameter("platform", str, enum=Platform.values),
-        OpenApiParameter("status", str, enum=DeviceStatus.values),
-        OpenApiParameter("time_zone", str),
-        OpenApiParameter("language", str),
-    ],
 )
 class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     api_key_scopes = {"GET": "devices:read"}
     queryset = Device.objects.all()
     serializer_class = DeviceListSerializer
+    filterset_class = DeviceFilter
     pagination_class = CursorPagination
 
     def refine_queryset(self, queryset):
-        params = self.request.query_params
-        for name, allowed in (("platform", Platform.values), ("status", DeviceStatus.values)):
-            wanted = params.get(name)
-            if wanted:
-                if wanted not in allowed:
-                    raise ValidationFailed.on(name, f"One of {', '.join(allowed)}.")
-                queryset = queryset.filter(**{name: wanted})
-        for name in ("time_zone", "language"):
-            wanted = params.get(name)
-            if wanted:
-                if "\x00" in wanted:  # PostgreSQL's text cannot hold it: no such device
-                    raise ValidationFailed.on(name, "Must not contain NUL characters.")
-                queryset = queryset.filter(**{name: wanted})
         # The token's ciphertext and FCM's confirmed topics are never listed: not fetched.
         return queryset.defer("encrypted_token", "subscribed").order_by("-created_at", "id")
 
