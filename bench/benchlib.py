@@ -66,7 +66,7 @@ class Gunicorn:
         self.process = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py",
              "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-             "--threads", str(threads), "--max-requests", "0"],
+             "--threads", str(threads)],
             cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -156,8 +156,22 @@ def child_pids(parent: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of `pids` (every thread), from /proc."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(_stat_ticks(pid)[0] for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_seconds(master: int) -> float:
+    """User + system CPU of every worker `master` has had: the live ones' own, and (in the
+    master's children's times) those it recycled (gunicorn's max_requests) and reaped."""
+    while True:
+        try:
+            workers = child_pids(master)
+            live = sum(_stat_ticks(pid)[0] for pid in workers)
+            return (live + _stat_ticks(master)[1]) / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:
+            continue  # a worker went between the listing and its reading: read all again
+
+
+def _stat_ticks(pid: int) -> tuple[int, int]:
+    """(own user + system, reaped children's user + system) clock ticks of `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])

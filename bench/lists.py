@@ -59,14 +59,13 @@ import httpx
 import psycopg
 from benchlib import (
     Gunicorn,
-    child_pids,
-    cpu_seconds,
     django_env,
     log,
     migrate,
     percentile,
     recreate_database,
     setup_django,
+    workers_cpu_seconds,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pushpilot_bench_lists"
@@ -520,14 +519,15 @@ def main() -> None:
         log(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
             f"clients, {args.seconds:g} s per endpoint")  # fmt: skip
         rows_to_measure = endpoints(server.base_url, headers, campaign_id)
-        workers = child_pids(server.process.pid)
+        master = server.process.pid
 
         def measure(path: str) -> dict:
             # Extra information, no verdict: the workers' CPU per request barely moves with
             # other processes' load, unlike req/s on a shared machine.
-            before = cpu_seconds(workers)
+            before = workers_cpu_seconds(master)
             result = hammer(server.base_url, headers, path, args.seconds, args.clients)
-            result["server_cpu_ms"] = (cpu_seconds(workers) - before) / result["requests"] * 1000
+            spent = workers_cpu_seconds(master) - before
+            result["server_cpu_ms"] = spent / result["requests"] * 1000
             return result
 
         # /me before and after every endpoint: each ratio is against the two /me runs around
