@@ -29,12 +29,14 @@ from apps.campaigns.serializers import (
     RejectSerializer,
     ScheduleSerializer,
 )
+from apps.common.compiled import CompiledPage
 from apps.common.errors import NotFound, ValidationFailed
 from apps.common.pagination import CursorPagination
 from apps.common.representations import VersionedRepresentations
 from apps.notifications import dry_run as dry_runs
 from apps.notifications import selectors as notification_selectors
-from apps.workspaces.models import Role
+from apps.workspaces.models import Role, Workspace
+from apps.workspaces.selectors import parse_uuid
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 # Request examples. Their times are far ahead so that they can be sent as they are.
@@ -108,6 +110,14 @@ PREVIEW_MAX_RANGE = timedelta(days=31)
 # serializes only the campaigns it has not shown as they are (README "Lists, per row
 # version").
 listed_campaigns = VersionedRepresentations(CampaignSerializer)
+
+# A campaign's jobs: the campaign's check and the page in one statement, compiled once per
+# connection and page shape.
+_jobs_page = CompiledPage(
+    notification_selectors.live_campaign_deliveries,
+    workspace_id=Workspace._meta.pk,
+    campaign_id=Campaign._meta.pk,
+)
 
 # States in which a campaign has no future runs to show.
 NO_FUTURE_RUNS = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
@@ -470,8 +480,15 @@ class CampaignViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         cursor_field="run_at",
     )
     def jobs(self, request, campaign_id=None):
-        campaign_id = selectors.live_campaign_id(self.workspace, campaign_id)
+        campaign_id = parse_uuid(campaign_id)
         if campaign_id is None:
             raise NotFound()
-        page = self.paginate_queryset(notification_selectors.deliveries_of(campaign_id))
+        page = self.paginator.compiled_page(
+            request, self, _jobs_page, workspace_id=self.workspace.pk, campaign_id=campaign_id
+        )
+        if not page:  # a request with the deprecated `page`, none planned yet, or no campaign
+            if selectors.live_campaign_id(self.workspace, campaign_id) is None:
+                raise NotFound()
+            if page is None:
+                page = self.paginate_queryset(notification_selectors.deliveries_of(campaign_id))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)

@@ -30,7 +30,9 @@ def get_campaign(*, workspace, campaign_id) -> Campaign:
     return found
 
 
-def _campaigns_of(workspace_id, campaign_id) -> QuerySet[Campaign]:
+def campaigns_of(workspace_id, campaign_id) -> QuerySet[Campaign]:
+    """The workspace's live campaign with this id (the default manager leaves out deleted
+    ones), as a queryset: what every read of one campaign filters by."""
     return Campaign.objects.filter(workspace_id=workspace_id, pk=campaign_id)
 
 
@@ -39,10 +41,10 @@ def _campaigns_of(workspace_id, campaign_id) -> QuerySet[Campaign]:
 # The pages need only its id: 45 columns converted and built into an instance cost more than
 # the query.
 _first_campaign_of = CompiledFirst(
-    _campaigns_of, workspace_id=Workspace._meta.pk, campaign_id=Campaign._meta.pk
+    campaigns_of, workspace_id=Workspace._meta.pk, campaign_id=Campaign._meta.pk
 )
 _live_campaign_id = CompiledFirst(
-    lambda **ids: _campaigns_of(**ids).values_list("pk", flat=True),
+    lambda **ids: campaigns_of(**ids).values_list("pk", flat=True),
     workspace_id=Workspace._meta.pk,
     campaign_id=Campaign._meta.pk,
 )

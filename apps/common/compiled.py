@@ -19,13 +19,22 @@ written once, in the queryset; only the compiling is saved.
   ids (a page of 50 campaigns is one statement; at most `MAX_IDS` ids, more run the queryset).
   A page's prefetch (the campaign list's contents).
 
-Each value is a UUID that is one SQL parameter (checked when compiling).
+- `CompiledPage` — a cursor page (apps/common/pagination.py) of `build(**values)`: the
+  paginator's ordering, key condition, time window and limit applied to it with placeholders
+  for the key too, compiled once per connection and page shape; the rows become instances
+  as Django's iterator makes them (annotations included). A campaign's notifications and
+  jobs.
+
+Each value is a UUID (a page's key also a date-time) that is a SQL parameter — once or more,
+each place taking it (checked when compiling).
 """
 
+import random
 import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections
@@ -38,9 +47,12 @@ class _PerConnection:
     """What is compiled, per connection: converters and prepared values are bound to it, and
     a connection belongs to one thread (gunicorn's threads each have theirs)."""
 
-    def __init__(self):
+    def __init__(self, max_keys: int | None = None):
+        """`max_keys`: how many keys a connection keeps (the oldest compiled goes first);
+        None where the keys are few by construction."""
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._max_keys = max_keys
 
     def compiled(self, connection, key, compile: Callable):
         by_key = self._compiled.get(connection)
@@ -49,6 +61,8 @@ class _PerConnection:
                 by_key = self._compiled.setdefault(connection, {})
         found = by_key.get(key)
         if found is None:
+            if self._max_keys is not None and len(by_key) >= self._max_keys:
+                del by_key[next(iter(by_key))]
             found = by_key[key] = compile()
         return found
 
@@ -57,8 +71,8 @@ class _Statement:
     """A queryset's SQL and parameters, and where each placeholder sits among them."""
 
     def __init__(self, queryset: QuerySet, connection, placeholders: Sequence):
-        """`placeholders`: (field, value) pairs, each value found exactly once among the
-        parameters in the field's database form."""
+        """`placeholders`: (field, value) pairs, each value found among the parameters in the
+        field's database form (every place it is found takes the real value)."""
         self.connection = connection
         self.compiler = queryset.query.get_compiler(connection=connection)
         self.sql, params = self.compiler.as_sql()
@@ -68,17 +82,19 @@ class _Statement:
         for field, value in placeholders:
             prepared = field.get_db_prep_value(value, connection)
             found = [i for i, param in enumerate(self.params) if param == prepared]
-            if len(found) != 1:
-                raise TypeError(f"Compiled query: placeholder {value} is not one SQL parameter.")
-            self.positions.append(found[0])
+            if not found:
+                raise TypeError(f"Compiled query: placeholder {value} is not a SQL parameter.")
+            self.positions.append(found)
         self.select = [column for column, _sql, _alias in self.compiler.select]
         self.converters = self.compiler.get_converters(self.select)
 
     def execute(self, values: Sequence, fetch: Callable):
         """`fetch(cursor)`'s rows with these values in the placeholders' places, converted."""
         params = list(self.params)
-        for field, position, value in zip(self.fields, self.positions, values, strict=True):
-            params[position] = field.get_db_prep_value(value, self.connection)
+        for field, positions, value in zip(self.fields, self.positions, values, strict=True):
+            prepared = field.get_db_prep_value(value, self.connection)
+            for position in positions:
+                params[position] = prepared
         with self.connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = fetch(cursor)
@@ -222,3 +238,110 @@ class _NamedRows:
         rows = self.statement.execute(ids, lambda cursor: cursor.fetchall())
         new, row_class = tuple.__new__, self.row_class
         return [new(row_class, row) for row in rows]
+
+
+class CompiledPage:
+    """A cursor page of `build(**values)`, compiled once per connection and page shape.
+
+    The paginator says what a page is (`page(queryset, key)`: its ordering, the condition
+    "after this key", the time window and the limit) and what makes one page's SQL differ
+    from another's (`shape`: whether there is a key, the direction, the window's literal
+    bounds, the limit). The key's values are placeholders like the others."""
+
+    MAX_SHAPES = 64  # per connection: a few windows a day, two directions, with a key or not
+
+    def __init__(self, build: Callable[..., QuerySet], **placeholder_fields):
+        """As CompiledFirst: `build(**values)` gives the rows; `placeholder_fields` maps each
+        value's name to the UUID model field whose database form it takes."""
+        self._build = build
+        self._fields = placeholder_fields
+        self._per_connection = _PerConnection(max_keys=self.MAX_SHAPES)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._build(**{name: uuid.uuid4() for name in self._fields}).model
+        return self._model
+
+    def rows(
+        self,
+        values: dict,
+        key: tuple | None,
+        *,
+        key_fields: tuple[str, str],
+        shape: tuple,
+        page: Callable[[QuerySet, tuple | None], QuerySet],
+        using: str = "default",
+    ) -> list[Model]:
+        """The page's instances: `page(build(**values), key)` run. `key_fields` names the
+        model fields of the key's two values."""
+        connection = connections[using]
+        compiled = self._per_connection.compiled(
+            connection,
+            (key is not None, key_fields, shape),
+            lambda: self._compile(connection, page, key_fields if key is not None else ()),
+        )
+        return compiled.run([*(values[name] for name in self._fields), *(key or ())])
+
+    def _compile(self, connection, page, key_fields):
+        placeholders = {name: uuid.uuid4() for name in self._fields}
+        queryset = self._build(**placeholders)
+        key = [
+            (field, _placeholder(field))
+            for field in map(queryset.model._meta.get_field, key_fields)
+        ]
+        queryset = page(queryset, tuple(value for _field, value in key) if key else None)
+        statement = _Statement(
+            queryset,
+            connection,
+            [(self._fields[name], placeholders[name]) for name in self._fields] + key,
+        )
+        return _PageRows(queryset, statement, connection)
+
+
+def _placeholder(field):
+    """A value no real key holds, of the field's kind (date-time, UUID or text)."""
+    if field.get_internal_type() == "DateTimeField":
+        return datetime(1, 1, 2, tzinfo=UTC) + timedelta(microseconds=random.getrandbits(40))
+    if field.get_internal_type() == "UUIDField":
+        return uuid.uuid4()
+    return uuid.uuid4().hex
+
+
+class _PageRows:
+    """Rows into instances as Django's ModelIterable makes them, annotations included."""
+
+    def __init__(self, queryset: QuerySet, statement: _Statement, connection):
+        compiler = statement.compiler
+        info = compiler.klass_info
+        if (
+            queryset._iterable_class is not ModelIterable
+            or info.get("related_klass_infos")
+            or queryset._known_related_objects
+        ):
+            raise TypeError("CompiledPage needs instances without select_related.")
+        self.alias = connection.alias
+        self.statement = statement
+        columns = info["select_fields"]
+        self.start, self.end = columns[0], columns[-1] + 1
+        self.model = info["model"]
+        self.names = [column.target.attname for column in statement.select[self.start : self.end]]
+        self.annotations = list(compiler.annotation_col_map.items())
+
+    def run(self, values: list) -> list[Model]:
+        rows = self.statement.execute(values, lambda cursor: cursor.fetchall())
+        from_db, alias, names, start, end = (
+            self.model.from_db,
+            self.alias,
+            self.names,
+            self.start,
+            self.end,
+        )
+        instances = []
+        for row in rows:
+            instance = from_db(alias, names, row[start:end])
+            for name, position in self.annotations:
+                setattr(instance, name, row[position])
+            instances.append(instance)
+        return instances

@@ -50,22 +50,61 @@ class CursorPagination(pagination.BasePagination):
     legacy_query_param = "page"
 
     def paginate_queryset(self, queryset, request, view=None):
-        self.request = request
-        self.field = getattr(view, "cursor_field", "created_at")
-        self.tiebreaker = tie = getattr(view, "cursor_tiebreaker", "id")
-        self.sparse = getattr(view, "cursor_sparse", False)
-        queryset = queryset.order_by(f"-{self.field}", f"-{tie}")
-        self.legacy = None
+        self._configure(request, view)
         if self.legacy_query_param in request.query_params:
             self.legacy = PageNumberPagination()
+            queryset = queryset.order_by(f"-{self.field}", f"-{self.tiebreaker}")
             return self.legacy.paginate_queryset(queryset, request, view)
-        self.size = self._page_size(request)
-        raw = request.query_params.get(self.cursor_query_param)
-        backwards, key = self.decode(raw, by_id=tie == "id") if raw else (False, None)
-        if key is not None:
-            queryset = self._beyond(queryset, key, backwards=backwards)
+
+        def read(key, backwards, lo, hi, limit):
+            return list(self._shaped(queryset, key, backwards=backwards, lo=lo, hi=hi)[:limit])
+
+        return self._page(queryset.model, queryset.db, read)
+
+    def compiled_page(self, request, view, page, **values) -> list | None:
+        """What `paginate_queryset` answers for the rows of `page` (a compiled.CompiledPage)
+        with these values, its statements compiled once per connection instead of a
+        queryset built and compiled each request; None for a request that names anything
+        but `cursor` and `page_size` (filters, the deprecated `page`): that one takes the
+        queryset. An empty page may stand for a missing parent: the view checks it then."""
+        if not set(request.query_params) <= {self.cursor_query_param, self.page_size_query_param}:
+            return None
+        self._configure(request, view)
+        key_fields = (self.field, self.tiebreaker)
+
+        def read(key, backwards, lo, hi, limit):
+            return page.rows(
+                values,
+                key,
+                key_fields=key_fields,
+                shape=(backwards, lo, hi, limit),
+                page=lambda queryset, placeholders: self._shaped(
+                    queryset, placeholders, backwards=backwards, lo=lo, hi=hi
+                )[:limit],
+            )
+
+        return self._page(page.model, "default", read)
+
+    def _configure(self, request, view):
+        self.request = request
+        self.field = getattr(view, "cursor_field", "created_at")
+        self.tiebreaker = getattr(view, "cursor_tiebreaker", "id")
+        self.sparse = getattr(view, "cursor_sparse", False)
+        self.legacy = None
+
+    def _page(self, model, using: str, read) -> list:
+        """The page the request's cursor asks for: `read(key, backwards, lo, hi, limit)` gives
+        the rows of one time window (see `_read`)."""
+        self.size = self._page_size(self.request)
+        raw = self.request.query_params.get(self.cursor_query_param)
+        backwards, key = self.decode(raw, by_id=self.tiebreaker == "id") if raw else (False, None)
         rows = self._read(
-            queryset, self.size + 1, start=key[0] if key else None, ascending=backwards
+            model,
+            using,
+            lambda lo, hi, limit: read(key, backwards, lo, hi, limit),
+            limit=self.size + 1,
+            start=key[0] if key else None,
+            ascending=backwards,
         )
         more = len(rows) > self.size
         rows = rows[: self.size]
@@ -83,6 +122,18 @@ class CursorPagination(pagination.BasePagination):
 
     def _key(self, row) -> tuple:
         return getattr(row, self.field), getattr(row, self.tiebreaker)
+
+    def _shaped(self, queryset, key, *, backwards: bool, lo, hi):
+        """`queryset`'s rows after `key` (all, without one) in the walk's order, within the
+        window [lo, hi) (either end None: open)."""
+        queryset = queryset.order_by(f"-{self.field}", f"-{self.tiebreaker}")
+        if key is not None:
+            queryset = self._beyond(queryset, key, backwards=backwards)
+        if lo is not None:
+            queryset = queryset.filter(**{f"{self.field}__gte": partitions.Bound(lo)})
+        if hi is not None:
+            queryset = queryset.filter(**{f"{self.field}__lt": partitions.Bound(hi)})
+        return queryset
 
     def _beyond(self, queryset, key, *, backwards: bool):
         """The rows strictly after the key in the walk's order: older ones, or (`backwards`)
@@ -108,27 +159,21 @@ class CursorPagination(pagination.BasePagination):
             queryset = queryset.filter(**{f"{self.field}__{bound}": value})
         return queryset
 
-    def _read(self, queryset, limit: int, *, start, ascending: bool) -> list:
-        """The first `limit` rows of the ordered `queryset`, read one time window after the
-        other on a time-partitioned table (partitions.windows: each statement plans only
-        the partitions of its window), in one statement elsewhere."""
+    def _read(self, model, using: str, read, *, limit: int, start, ascending: bool) -> list:
+        """The first `limit` rows of the walk, read one time window after the other on a
+        time-partitioned table (partitions.windows: each statement plans only the
+        partitions of its window), in one statement elsewhere. Each window reads up to
+        `limit` rows, so that a page's statements differ only by their window."""
         rows = []
-        table = queryset.model._meta.db_table
         spans = partitions.windows(
-            table, self.field, start, descending=not ascending, sparse=self.sparse
+            model._meta.db_table, self.field, start, descending=not ascending, sparse=self.sparse
         )
-        connection = connections[queryset.db]
         # A page's statements are the same every time but for their values: planned once a
         # session (on PostgreSQL), their bounds literals so the plan keeps its partitions.
-        preparing = getattr(connection, "prepared_statements", nullcontext)
+        preparing = getattr(connections[using], "prepared_statements", nullcontext)
         with preparing():
             for lo, hi in spans:
-                part = queryset
-                if lo is not None:
-                    part = part.filter(**{f"{self.field}__gte": partitions.Bound(lo)})
-                if hi is not None:
-                    part = part.filter(**{f"{self.field}__lt": partitions.Bound(hi)})
-                rows.extend(part[: limit - len(rows)])
+                rows.extend(read(lo, hi, limit)[: limit - len(rows)])
                 if len(rows) == limit:
                     break
         return rows

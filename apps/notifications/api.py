@@ -2,12 +2,24 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 
 from apps.campaigns import selectors as campaign_selectors
+from apps.campaigns.models import Campaign
+from apps.common.compiled import CompiledPage
 from apps.common.errors import NotFound
 from apps.common.pagination import CursorPagination
+from apps.notifications import selectors
 from apps.notifications.filters import NotificationFilter
 from apps.notifications.models import Notification
 from apps.notifications.serializers import NotificationSerializer
+from apps.workspaces.models import Workspace
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
+
+# A page without filters: the campaign's check and the page in one statement, compiled once
+# per connection and page shape.
+_campaign_notifications_page = CompiledPage(
+    selectors.live_campaign_notifications,
+    workspace_id=Workspace._meta.pk,
+    campaign_id=Campaign._meta.pk,
+)
 
 
 @extend_schema_view(
@@ -58,10 +70,27 @@ class CampaignNotificationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet)
     # Tens of rows a day: a page spans days (partitions.windows).
     cursor_sparse = True
 
+    def list(self, request, *args, **kwargs):
+        page = self.paginator.compiled_page(
+            request,
+            self,
+            _campaign_notifications_page,
+            workspace_id=self.workspace.pk,
+            campaign_id=self.kwargs["campaign_id"],
+        )
+        if page is None:
+            return super().list(request, *args, **kwargs)
+        if not page:
+            self._live_campaign_id()  # none sent yet, or no such campaign
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
     def refine_queryset(self, queryset):
+        return queryset.filter(campaign_id=self._live_campaign_id()).order_by("-created_at", "-id")
+
+    def _live_campaign_id(self):
         campaign_id = campaign_selectors.live_campaign_id(
             self.workspace, self.kwargs["campaign_id"]
         )
         if campaign_id is None:
             raise NotFound("No such campaign.")
-        return queryset.filter(campaign_id=campaign_id).order_by("-created_at", "-id")
+        return campaign_id

@@ -18,6 +18,7 @@ from apps.notifications.models import (
     Delivery,
     DeliveryStatus,
     DispatcherHeartbeat,
+    Notification,
     Occurrence,
     TopicSendLog,
     fcm_target,
@@ -69,6 +70,22 @@ def deliveries_of(campaign_id) -> QuerySet[Delivery]:
     return with_related_columns(
         Delivery.objects.filter(campaign_id=campaign_id), occurrence_at="occurrence__at"
     ).order_by("-run_at", "slice")
+
+
+def live_campaign_deliveries(workspace_id, campaign_id) -> QuerySet[Delivery]:
+    """deliveries_of() the workspace's live campaign: none for a deleted campaign or another
+    workspace's (one statement with the page it is read by: apps/common/compiled.CompiledPage)."""
+    return deliveries_of(campaign_id).filter(
+        Exists(campaign_selectors.campaigns_of(workspace_id, campaign_id))
+    )
+
+
+def live_campaign_notifications(workspace_id, campaign_id) -> QuerySet[Notification]:
+    """The notifications of the workspace's live campaign: none for a deleted campaign or
+    another workspace's."""
+    return Notification.objects.filter(workspace_id=workspace_id, campaign_id=campaign_id).filter(
+        Exists(campaign_selectors.campaigns_of(workspace_id, campaign_id))
+    )
 
 
 def last_heartbeat(host: str | None = None) -> datetime | None:

@@ -414,3 +414,90 @@ def test_no_cursor_list_costs_more_queries_for_a_bigger_page(api, scheduled, wor
         link = api.get(url, {"page_size": 5}).json()["next"]
         cursor = parse_qs(urlsplit(link).query)["cursor"][0]
         assert small == count_queries(api, url, 5, cursor=cursor), url
+
+
+def rows_of_walk(api, url):
+    """Every row of a walk (follow `next`), then of the walk back from its last page."""
+    rows, body = [], api.get(url).json()
+    rows.extend(body["results"])
+    while body["next"]:
+        body = api.get(body["next"]).json()
+        rows.extend(body["results"])
+    back = list(body["results"])
+    while body["previous"]:
+        body = api.get(body["previous"]).json()
+        back[:0] = body["results"]
+    return rows, back
+
+
+def rows_of_page_numbers(api, url):
+    rows, page = [], 1
+    while True:
+        body = api.get(f"{url}&page={page}").json()
+        rows.extend(body["results"])
+        if not body["next"]:
+            return rows
+        page += 1
+
+
+def test_a_campaigns_compiled_pages_are_the_querysets_pages(api, scheduled, settings):
+    # Without filters a campaign's notifications and jobs come from statements compiled once
+    # per connection (compiled.CompiledPage); with a filter (that keeps every row) or the
+    # deprecated page numbers, from the queryset. Forwards and back, row for row alike.
+    from apps.notifications.dispatcher import refill_plans
+
+    settings.PLAN_HORIZON_SECONDS = 40 * 86400
+    campaign, delivery = scheduled(contents=1, rrule="FREQ=DAILY;COUNT=30")
+    for _ in range(10):
+        refill_plans(now=timezone.now())
+    now = timezone.now()
+    for days in (0, 0, 2, 9, 40):  # sparse windows: near days and older ones
+        notifications(campaign, delivery, 3, at=now - timedelta(days=days, minutes=5))
+    base = f"/api/v1/campaigns/{campaign.pk}"
+    every_status = "&".join(f"status={s}" for s in ("pending", "sending", "sent", "failed"))
+
+    walked, back = rows_of_walk(api, f"{base}/notifications?page_size=4")
+    assert len(walked) == 15 and back == walked
+    assert rows_of_walk(api, f"{base}/notifications?page_size=4&{every_status}")[0] == walked
+    assert rows_of_page_numbers(api, f"{base}/notifications?page_size=4") == walked
+
+    jobs, back = rows_of_walk(api, f"{base}/jobs?page_size=4")
+    assert len(jobs) == Delivery.objects.filter(campaign=campaign).count() > 8
+    assert back == jobs
+    assert rows_of_page_numbers(api, f"{base}/jobs?page_size=4") == jobs
+    keys = [(row["run_at"], row["id"]) for row in jobs]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_a_campaigns_page_checks_the_campaign_in_its_own_statement(api, scheduled, monkeypatch):
+    # The page's statement is compiled once per connection and shape, and it checks the
+    # campaign itself (EXISTS): no separate query for it while there are rows.
+    from django.db import connection
+    from django.db.models.sql.compiler import SQLCompiler
+    from django.test.utils import CaptureQueriesContext
+
+    campaign, delivery = scheduled(contents=1)
+    notifications(campaign, delivery, 3)
+    urls = [f"/api/v1/campaigns/{campaign.pk}/{kind}" for kind in ("notifications", "jobs")]
+    for url in urls:
+        assert api.get(url).status_code == 200  # compiled here
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler,
+        "as_sql",
+        lambda self, *a, **k: compiled.append(self.query.model) or as_sql(self, *a, **k),
+    )
+    for url in urls:
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get(url).json()["results"]
+        about_campaigns = [q["sql"] for q in queries if '"campaigns_campaign"' in q["sql"]]
+        assert about_campaigns, url  # a page statement for each time window it read:
+        assert all("EXISTS" in sql and " LIMIT " in sql for sql in about_campaigns), url
+    assert Notification not in compiled and Delivery not in compiled
+
+
+def test_a_campaigns_pages_with_an_id_that_is_no_uuid_are_a_404(api):
+    # The notifications route takes a UUID; the jobs route (the campaign's detail route)
+    # any text.
+    assert api.get("/api/v1/campaigns/not-a-uuid/jobs").status_code == 404
