@@ -48,7 +48,11 @@ from apps.common.pagination import CursorPagination
 from apps.common.serializers import ErrorSerializer
 from apps.common.transactions import OutsideRequestTransaction
 from apps.workspaces.models import Role
-from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
+from apps.workspaces.tenancy import (
+    CompiledWorkspaceListMixin,
+    WorkspaceScopedAPIView,
+    WorkspaceScopedViewSet,
+)
 
 
 # --- ingestion --------------------------------------------------------------------------------
@@ -143,7 +147,9 @@ class EventIngestView(OutsideRequestTransaction, IdempotentMixin, APIView):
         "kept longer. Members and above, or an API key with `analytics:read`.",
     )
 )
-class AnalyticsEventViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+class AnalyticsEventViewSet(
+    CompiledWorkspaceListMixin, mixins.ListModelMixin, WorkspaceScopedViewSet
+):
     """The workspace's raw events. Pages walk the (workspace, occurred_at, event_id) unique
     index: event_id, unique within an instant, is the cursor's tie-breaker."""
 

@@ -34,7 +34,11 @@ from apps.devices.serializers import (
 )
 from apps.workspaces.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasApiKey
 from apps.workspaces.models import ApiKey
-from apps.workspaces.tenancy import WorkspaceScopedAPIView, WorkspaceScopedViewSet
+from apps.workspaces.tenancy import (
+    CompiledWorkspaceListMixin,
+    WorkspaceScopedAPIView,
+    WorkspaceScopedViewSet,
+)
 
 COUNTED = (
     "Counts are of active devices registered through PushPilot (POST /devices): FCM cannot "
@@ -163,7 +167,9 @@ class DeviceTokenView(_AppFacing):
     "`time_zone` and `language`: platform, zone, language, topics, whether FCM has confirmed "
     "them, and the token's first characters only. Members and above.",
 )
-class AudienceDeviceViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+class AudienceDeviceViewSet(
+    CompiledWorkspaceListMixin, mixins.ListModelMixin, WorkspaceScopedViewSet
+):
     api_key_scopes = {"GET": "devices:read"}
     queryset = Device.objects.all()
     serializer_class = DeviceListSerializer

@@ -11,7 +11,7 @@ from apps.notifications.filters import NotificationFilter
 from apps.notifications.models import Notification
 from apps.notifications.serializers import NotificationSerializer
 from apps.workspaces.models import Workspace
-from apps.workspaces.tenancy import WorkspaceScopedViewSet
+from apps.workspaces.tenancy import CompiledWorkspaceListMixin, WorkspaceScopedViewSet
 
 # A page without filters: the campaign's check and the page in one statement, compiled once
 # per connection and page shape.
@@ -37,7 +37,12 @@ _campaign_notifications_page = CompiledPage(
         "and delivery, FCM's message id or the error that failed it. Members and above.",
     ),
 )
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+class NotificationViewSet(
+    CompiledWorkspaceListMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    WorkspaceScopedViewSet,
+):
     """What was sent: one row per content per run, newest first."""
 
     api_key_scopes = {"GET": "campaigns:read"}

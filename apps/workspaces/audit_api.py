@@ -7,7 +7,7 @@ from apps.common.models import AuditLog
 from apps.common.pagination import CursorPagination
 from apps.common.related import with_related_columns
 from apps.workspaces.models import Role
-from apps.workspaces.tenancy import WorkspaceScopedViewSet
+from apps.workspaces.tenancy import CompiledWorkspaceListMixin, WorkspaceScopedViewSet
 
 
 class AuditLogSerializer(FastReadMixin, serializers.ModelSerializer):
@@ -67,7 +67,7 @@ class AuditLogSerializer(FastReadMixin, serializers.ModelSerializer):
         ],
     )
 )
-class AuditLogViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+class AuditLogViewSet(CompiledWorkspaceListMixin, mixins.ListModelMixin, WorkspaceScopedViewSet):
     """The workspace's audit trail, newest first. Admins only."""
 
     api_key_scopes = {"GET": "audit:read"}

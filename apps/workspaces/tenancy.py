@@ -8,7 +8,7 @@
   and another workspace's id is refused like a non-member's), and the scope the view
   declares for the request (`api_key_scopes`, checked at authentication) replaces the role;
 * `get_queryset()` always ends with `.filter(workspace=...)`, so another workspace's
-  object is a 404;
+  object is a 404 — and so do the compiled cursor pages of `CompiledWorkspaceListMixin`;
 * subclasses cannot override the methods that do this (`__init_subclass__` refuses).
 """
 
@@ -16,11 +16,12 @@ import structlog
 from rest_framework import generics, viewsets
 from rest_framework.permissions import SAFE_METHODS
 
+from apps.common.compiled import CompiledPage
 from apps.common.errors import NotFound, PermissionDenied
 from apps.common.idempotency import IdempotentMixin
 from apps.workspaces.errors import WorkspaceAccessDenied, WorkspaceRequired
 from apps.workspaces.keys import check_requested_workspace
-from apps.workspaces.models import ApiKey, ApiKeyScope, Role, role_at_least
+from apps.workspaces.models import ApiKey, ApiKeyScope, Role, Workspace, role_at_least
 from apps.workspaces.selectors import active_membership
 
 WORKSPACE_HEADER = "X-Workspace-ID"
@@ -128,6 +129,38 @@ class WorkspaceScopedMixin:
         if not workspace_id:
             raise WorkspaceRequired()
         return workspace_id
+
+
+class CompiledWorkspaceListMixin:
+    """`list()` for a cursor-paginated collection whose unfiltered rows depend on the
+    workspace alone: a request without filters reads its page through statements compiled
+    once per connection and page shape (compiled.CompiledPage, pagination.compiled_page),
+    not a queryset built and compiled each time. The rows are what `get_queryset()`
+    answers: `refine_queryset` of the view's queryset, then the workspace filter. So
+    `refine_queryset` must read neither the request nor the URL: it runs on a view that has
+    neither, and fails there if it tries."""
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginator.compiled_page(
+            request, self, type(self)._workspace_page(), workspace_id=self.workspace.pk
+        )
+        if page is None:
+            return super().list(request, *args, **kwargs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @classmethod
+    def _workspace_page(cls) -> CompiledPage:
+        page = cls.__dict__.get("_compiled_workspace_page")
+        if page is None:
+
+            def rows(workspace_id):
+                view = cls()  # no request, no URL
+                queryset = view.refine_queryset(cls.queryset.all())
+                return queryset.filter(**{cls.workspace_field: workspace_id})
+
+            page = CompiledPage(rows, workspace_id=Workspace._meta.pk)
+            cls._compiled_workspace_page = page
+        return page
 
 
 class WorkspaceScopedAPIView(WorkspaceScopedMixin, IdempotentMixin, generics.GenericAPIView):

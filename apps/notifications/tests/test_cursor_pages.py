@@ -501,3 +501,43 @@ def test_a_campaigns_pages_with_an_id_that_is_no_uuid_are_a_404(api):
     # The notifications route takes a UUID; the jobs route (the campaign's detail route)
     # any text.
     assert api.get("/api/v1/campaigns/not-a-uuid/jobs").status_code == 404
+
+
+def test_a_workspaces_compiled_pages_are_the_querysets_pages(api, scheduled, workspace):
+    # The workspace-wide lists without filters read compiled statements
+    # (tenancy.CompiledWorkspaceListMixin); the deprecated page numbers read the queryset.
+    # Rows of several ages, some sharing an instant (the tie-breaker orders them: an id, or
+    # the events' text event_id).
+    from apps.analytics.models import AnalyticsEvent
+
+    campaign, delivery = scheduled(contents=1)
+    now = timezone.now()
+    for n, days in enumerate((0, 0, 3, 30)):
+        at = now - timedelta(days=days, minutes=5)
+        notifications(campaign, delivery, 3, at=at)
+        audit_rows(workspace, 3, at=at)
+        AnalyticsEvent.objects.bulk_create(
+            AnalyticsEvent(workspace=workspace, event_id=f"e{n}-{i}", type="opened", occurred_at=at)
+            for i in range(3)
+        )
+    devices(workspace, 7)
+    for url in (
+        "/api/v1/notifications?page_size=4",
+        "/api/v1/audit-logs?page_size=4",
+        "/api/v1/analytics/events?page_size=4",
+        "/api/v1/audience/devices?page_size=4",
+    ):
+        walked, back = rows_of_walk(api, url)
+        assert len(walked) >= 7 and back == walked, url
+        assert rows_of_page_numbers(api, url) == walked, url
+
+
+def test_a_compiled_workspace_list_refuses_rows_that_read_the_request():
+    from apps.notifications.api import NotificationViewSet
+
+    class ReadsTheRequest(NotificationViewSet):
+        def refine_queryset(self, queryset):
+            return queryset.filter(campaign_id=self.request.query_params["campaign"])
+
+    with pytest.raises(AttributeError):
+        ReadsTheRequest._workspace_page().model  # noqa: B018 (builds the rows once)

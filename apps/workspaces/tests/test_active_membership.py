@@ -64,5 +64,5 @@ def test_refuses_what_it_cannot_compile(workspace):
     unused = CompiledFirst(
         lambda workspace_id: WorkspaceMember.objects.all(), workspace_id=Workspace._meta.pk
     )
-    with pytest.raises(TypeError, match="not one SQL parameter"):
+    with pytest.raises(TypeError, match="not a SQL parameter"):
         unused(workspace_id=workspace.pk)
