@@ -23,7 +23,7 @@ written once, in the queryset; only the compiling is saved.
   paginator's ordering, key condition, time window and limit applied to it with placeholders
   for the key too, compiled once per connection and page shape; the rows become instances
   as Django's iterator makes them (annotations included). A campaign's notifications and
-  jobs.
+  jobs, and the workspace-wide lists (tenancy.CompiledWorkspaceListMixin).
 
 Each value is a UUID (a page's key also a date-time) that is a SQL parameter — once or more,
 each place taking it (checked when compiling).
