@@ -331,16 +331,9 @@ class _PageRows:
 
     def run(self, values: list) -> list[Model]:
         rows = self.statement.execute(values, lambda cursor: cursor.fetchall())
-        from_db, alias, names, start, end = (
-            self.model.from_db,
-            self.alias,
-            self.names,
-            self.start,
-            self.end,
-        )
         instances = []
         for row in rows:
-            instance = from_db(alias, names, row[start:end])
+            instance = self.model.from_db(self.alias, self.names, row[self.start : self.end])
             for name, position in self.annotations:
                 setattr(instance, name, row[position])
             instances.append(instance)
